@@ -1,0 +1,1 @@
+//! The storage conformance kit (filled in by the conformance-kit work).
