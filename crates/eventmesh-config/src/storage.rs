@@ -1,0 +1,133 @@
+//! `[storage]`: which event store the node uses, and `[storage.embedded]`, the durable embedded
+//! store's settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The event-store backends compiled into this build.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StorageKind {
+    /// The durable embedded store in `node.data_dir` (the default).
+    #[default]
+    Embedded,
+    /// A volatile in-memory store: events are lost when the process exits.
+    Memory,
+}
+
+impl StorageKind {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageKind::Embedded => "embedded",
+            StorageKind::Memory => "memory",
+        }
+    }
+}
+
+impl fmt::Display for StorageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The backend: `embedded` (default) or `memory`.
+    #[serde(rename = "type")]
+    pub kind: StorageKind,
+    /// The broker URL of external backends (reserved; unused by `embedded` and `memory`). Any
+    /// password in it is masked in logs.
+    pub url: String,
+    /// `[storage.embedded]`.
+    pub embedded: EmbeddedStorageConfig,
+}
+
+/// When the embedded store calls `fdatasync`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// After every group-committed batch, before the publish is acknowledged (the default): an
+    /// acknowledged event survives a crash or power cut.
+    #[default]
+    Batch,
+    /// In the background every `fsync_interval`: a power cut can lose the last interval's
+    /// acknowledged events (a process crash cannot).
+    Interval,
+    /// Never explicitly; the OS writes back when it likes.
+    Never,
+}
+
+impl FsyncPolicy {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsyncPolicy::Batch => "batch",
+            FsyncPolicy::Interval => "interval",
+            FsyncPolicy::Never => "never",
+        }
+    }
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[storage.embedded]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedStorageConfig {
+    /// `batch` (default), `interval` or `never`.
+    pub fsync: FsyncPolicy,
+    /// The period of background syncs under `fsync = "interval"`; must be above 0 then.
+    #[serde(with = "humantime_serde")]
+    pub fsync_interval: Duration,
+    /// The size at which a segment file is rolled (default 64 MiB); at least 4096.
+    pub segment_bytes: u64,
+    /// Oldest segments of a topic are deleted beyond this many bytes; 0 = unlimited.
+    pub retention_bytes: u64,
+    /// Segments whose newest event is older than this are deleted; 0 = unlimited.
+    #[serde(with = "humantime_serde")]
+    pub retention_age: Duration,
+}
+
+impl Default for EmbeddedStorageConfig {
+    fn default() -> Self {
+        EmbeddedStorageConfig {
+            fsync: FsyncPolicy::Batch,
+            fsync_interval: Duration::from_millis(100),
+            segment_bytes: 64 * 1024 * 1024,
+            retention_bytes: 0,
+            retention_age: Duration::ZERO,
+        }
+    }
+}
+
+/// The smallest accepted `storage.embedded.segment_bytes`.
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
+
+/// `url` with any password in its user-info replaced by `***` (for logs).
+pub fn mask_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let masked = match userinfo.find(':') {
+        Some(colon) => format!("{}:***", &userinfo[..colon]),
+        None => "***".to_owned(),
+    };
+    format!("{}{}{}", &url[..scheme_end + 3], masked, &rest[at..])
+}

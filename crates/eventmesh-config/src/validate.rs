@@ -1,0 +1,246 @@
+//! Semantic validation: the checks types cannot express (ranges, relations between keys,
+//! address clashes). Every check runs; all findings are returned.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::node::is_valid_node_id;
+use crate::storage::{FsyncPolicy, MIN_SEGMENT_BYTES};
+use crate::{Config, log};
+
+/// The largest accepted `limits.max_event_bytes` (1 GiB).
+pub const MAX_EVENT_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
+
+/// One finding: the key it is about, a related key (for relations), and what is wrong.
+#[derive(Debug)]
+pub(crate) struct Issue {
+    pub(crate) key: &'static str,
+    pub(crate) related: Option<&'static str>,
+    pub(crate) message: String,
+}
+
+fn issue(key: &'static str, message: impl Into<String>) -> Issue {
+    Issue {
+        key,
+        related: None,
+        message: message.into(),
+    }
+}
+
+fn relation(key: &'static str, related: &'static str, message: impl Into<String>) -> Issue {
+    Issue {
+        key,
+        related: Some(related),
+        message: message.into(),
+    }
+}
+
+fn fmt_dur(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Whether `s` is `HOST:PORT` with a non-empty host (IPv6 in brackets) and a port 1..=65535.
+fn is_host_port(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    };
+    port_ok && host_ok
+}
+
+pub(crate) fn check(c: &Config) -> Vec<Issue> {
+    let mut out = Vec::new();
+
+    // [node]
+    if !c.node.id.is_empty() && !is_valid_node_id(&c.node.id) {
+        out.push(issue(
+            "node.id",
+            format!("`{}` is not a valid node id: use 1 to 64 of A-Z a-z 0-9 - _ . (or \"\" to generate one)", c.node.id),
+        ));
+    }
+    if !c.node.advertise.is_empty() && !is_host_port(&c.node.advertise) {
+        out.push(issue(
+            "node.advertise",
+            format!(
+                "`{}` is not HOST:PORT (IPv6 in brackets, port 1-65535); use \"\" to derive it from server.tcp.listen",
+                c.node.advertise
+            ),
+        ));
+    }
+    if c.node.data_dir.as_os_str().is_empty() {
+        out.push(issue("node.data_dir", "must not be empty"));
+    }
+
+    // Listener clashes: two enabled listeners on one address (port 0 never clashes).
+    let mut listeners: Vec<(&'static str, SocketAddr)> = vec![("admin.listen", c.admin.listen)];
+    for (key, enabled, addr) in [
+        (
+            "server.tcp.listen",
+            c.server.tcp.enabled,
+            c.server.tcp.listen,
+        ),
+        (
+            "server.http.listen",
+            c.server.http.enabled,
+            c.server.http.listen,
+        ),
+        (
+            "server.grpc.listen",
+            c.server.grpc.enabled,
+            c.server.grpc.listen,
+        ),
+        (
+            "server.mqtt.listen",
+            c.server.mqtt.enabled,
+            c.server.mqtt.listen,
+        ),
+    ] {
+        if enabled {
+            listeners.push((key, addr));
+        }
+    }
+    for (i, (key, addr)) in listeners.iter().enumerate() {
+        if addr.port() == 0 {
+            continue;
+        }
+        if let Some((other, _)) = listeners[..i].iter().find(|(_, a)| a == addr) {
+            out.push(relation(
+                key,
+                other,
+                format!("{addr} is already used by `{other}`"),
+            ));
+        }
+    }
+
+    // [limits]
+    if c.limits.max_event_bytes == 0 {
+        out.push(issue("limits.max_event_bytes", "must be at least 1"));
+    } else if c.limits.max_event_bytes > MAX_EVENT_BYTES_LIMIT {
+        out.push(issue(
+            "limits.max_event_bytes",
+            format!("must be at most {MAX_EVENT_BYTES_LIMIT} (1 GiB)"),
+        ));
+    }
+    if c.limits.max_connections == 0 {
+        out.push(issue("limits.max_connections", "must be at least 1"));
+    }
+
+    // [storage]
+    let e = &c.storage.embedded;
+    if e.segment_bytes < MIN_SEGMENT_BYTES {
+        out.push(issue(
+            "storage.embedded.segment_bytes",
+            format!("must be at least {MIN_SEGMENT_BYTES}"),
+        ));
+    }
+    if e.fsync == FsyncPolicy::Interval && e.fsync_interval.is_zero() {
+        out.push(relation(
+            "storage.embedded.fsync_interval",
+            "storage.embedded.fsync",
+            "must be above 0 when fsync = \"interval\"",
+        ));
+    }
+
+    // [delivery]
+    let d = &c.delivery;
+    if d.ack_timeout.is_zero() {
+        out.push(issue("delivery.ack_timeout", "must be above 0"));
+    }
+    if d.max_attempts == 0 {
+        out.push(issue("delivery.max_attempts", "must be at least 1"));
+    }
+    if d.backoff_initial > d.backoff_max {
+        out.push(relation(
+            "delivery.backoff_initial",
+            "delivery.backoff_max",
+            format!(
+                "({}) must not exceed `delivery.backoff_max` ({})",
+                fmt_dur(d.backoff_initial),
+                fmt_dur(d.backoff_max)
+            ),
+        ));
+    }
+    if d.window == 0 {
+        out.push(issue("delivery.window", "must be at least 1"));
+    }
+    if d.prefetch == 0 {
+        out.push(issue("delivery.prefetch", "must be at least 1"));
+    }
+    if d.crash_lease <= d.ack_timeout {
+        out.push(relation(
+            "delivery.crash_lease",
+            "delivery.ack_timeout",
+            format!(
+                "({}) must be longer than `delivery.ack_timeout` ({}), or the store would redeliver events the core still tracks",
+                fmt_dur(d.crash_lease),
+                fmt_dur(d.ack_timeout)
+            ),
+        ));
+    }
+    if d.dead_letter_suffix.is_empty() || d.dead_letter_suffix.chars().any(char::is_whitespace) {
+        out.push(issue(
+            "delivery.dead_letter_suffix",
+            "must be non-empty and contain no whitespace",
+        ));
+    }
+    if d.request_ttl.is_zero() {
+        out.push(issue("delivery.request_ttl", "must be above 0"));
+    }
+
+    // [log]
+    if let Err(why) = log::check_level_filter(&c.log.level) {
+        out.push(issue("log.level", why));
+    }
+
+    // [shutdown]
+    if c.shutdown.timeout.is_zero() {
+        out.push(issue("shutdown.timeout", "must be above 0"));
+    }
+
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        for ok in [
+            "mesh-1.example:10000",
+            "10.0.0.1:1",
+            "[::1]:10000",
+            "localhost:65535",
+        ] {
+            assert!(is_host_port(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "host",
+            ":10000",
+            "host:0",
+            "host:99999",
+            "::1:10000",
+            "[zz]:1",
+            "a b:1",
+            "host:",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_have_no_issues() {
+        assert!(check(&Config::default()).is_empty());
+    }
+}
