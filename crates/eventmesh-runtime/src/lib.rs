@@ -16,3 +16,5 @@ pub mod lifecycle;
 pub mod meta;
 pub mod runtime;
 pub mod telemetry;
+
+pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle, ServerError, ShutdownReport};
