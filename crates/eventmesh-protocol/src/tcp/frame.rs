@@ -86,14 +86,22 @@ impl Dialect {
 /// The per-connection codec: detects the dialect from the first frame (unless fixed), decodes
 /// with it, and encodes replies in it.
 ///
-/// Detection: a frame starting with `WEMQ` is [`Dialect::V10`]. An `EventMesh` frame is read with
-/// the v1.9 length rule first; if that leaves a negative body it is [`Dialect::V12`]; if the body
-/// is empty, valid JSON, or ends like JSON (`}` or `]`, so a broken body is reported rather than
-/// waited on) it is [`Dialect::V19`]; otherwise the pre-1.9 rule, which gives five more bytes, is
-/// tried and must give valid JSON, else [`ProtocolError::UndetectableDialect`]. The first frame
-/// of a connection is `HELLO_REQUEST` or `RECOMMEND_REQUEST`, whose body is a flat JSON object,
-/// so this is unambiguous in practice; a pre-1.9 body with five or more trailing whitespace bytes
-/// would be read as v1.9.
+/// Detection (the first frame of a connection is `HELLO_REQUEST` or `RECOMMEND_REQUEST`, whose
+/// body is a JSON object):
+/// * a frame starting with `WEMQ` is [`Dialect::V10`];
+/// * an `EventMesh` frame is read with the v1.9 length rule first. If that leaves a negative
+///   body it is [`Dialect::V12`]; if the body is empty or valid JSON it is [`Dialect::V19`];
+/// * otherwise the pre-1.9 rule, which gives a body five bytes longer, is tried: valid JSON
+///   means [`Dialect::V12`]; JSON under neither rule is a [`Dialect::V19`] frame with a broken
+///   body (reported by the body decoder);
+/// * while those five bytes have not arrived, a body that ends like JSON (`}` or `]`) is taken
+///   as v1.9 rather than waiting for bytes a v1.9 client would never send; any other body waits.
+///
+/// Known limits: a pre-1.9 body with five or more trailing whitespace bytes reads as v1.9; a
+/// pre-1.9 body whose first `B - 5` bytes end in `}` and whose last five bytes arrive in a later
+/// read reads as v1.9 (then fails to decode); a v1.9 first frame whose body is not JSON and does
+/// not end like JSON waits for five more bytes. None of these happens with a real `HELLO_REQUEST`
+/// (a flat object ending in `"unack":0}`).
 ///
 /// The dialect is kept once a first frame has been framed, even if its body then fails to
 /// decode, so the goodbye for that error goes out in the client's own framing.
@@ -260,19 +268,17 @@ fn write_frame(
         .write_json(dialect.header_style(), (&mut *dst).writer())
         .map_err(ProtocolError::Encode)?;
     let header_len = dst.len() - header_at;
-    match &package.body {
-        Body::Empty => {}
-        Body::UserAgent(b) => {
-            serde_json::to_writer((&mut *dst).writer(), b).map_err(ProtocolError::Encode)?
+    let json = match &package.body {
+        Body::Empty => Ok(()),
+        Body::UserAgent(b) => serde_json::to_writer((&mut *dst).writer(), b),
+        Body::Subscription(b) => serde_json::to_writer((&mut *dst).writer(), b),
+        Body::Redirect(b) => serde_json::to_writer((&mut *dst).writer(), b),
+        Body::Raw(b) => {
+            dst.put_slice(b);
+            Ok(())
         }
-        Body::Subscription(b) => {
-            serde_json::to_writer((&mut *dst).writer(), b).map_err(ProtocolError::Encode)?;
-        }
-        Body::Redirect(b) => {
-            serde_json::to_writer((&mut *dst).writer(), b).map_err(ProtocolError::Encode)?
-        }
-        Body::Raw(b) => dst.put_slice(b),
-    }
+    };
+    json.map_err(ProtocolError::Encode)?;
     let total = dst.len() - start;
     let too_large = || ProtocolError::FrameTooLarge {
         size: total as u64,
@@ -449,16 +455,30 @@ fn detect(buf: &[u8], max: usize) -> Result<Option<Frame>, ProtocolError> {
         return Ok(None);
     }
     let header_end = Dialect::V19.prefix_len() + usize::try_from(header_length).unwrap_or(0);
-    let candidate = &buf[header_end..total19];
-    if candidate.is_empty() || is_json(candidate) || ends_like_json(candidate) {
+    let candidate19 = &buf[header_end..total19];
+    if candidate19.is_empty() || is_json(candidate19) {
         return finish(Dialect::V19, buf, header_length, total19).map(Some);
     }
+    // Not JSON under the v1.9 rule: try the pre-1.9 rule, five bytes longer.
     let total12 = total_len(Dialect::V12, header_length, body12, max)?;
-    if buf.len() < total12 {
-        return Ok(None);
+    if buf.len() >= total12 {
+        let dialect = if is_json(&buf[header_end..total12]) {
+            Dialect::V12
+        } else {
+            // JSON under neither rule: a v1.9 frame with a broken body, reported as such.
+            Dialect::V19
+        };
+        let total = if dialect == Dialect::V12 {
+            total12
+        } else {
+            total19
+        };
+        return finish(dialect, buf, header_length, total).map(Some);
     }
-    if is_json(&buf[header_end..total12]) {
-        return finish(Dialect::V12, buf, header_length, total12).map(Some);
+    if ends_like_json(candidate19) {
+        // Do not wait for bytes a v1.9 client may never send: a body ending like JSON is taken
+        // as a (broken) v1.9 body.
+        return finish(Dialect::V19, buf, header_length, total19).map(Some);
     }
-    Err(ProtocolError::UndetectableDialect)
+    Ok(None)
 }
