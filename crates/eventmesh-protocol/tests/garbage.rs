@@ -1,5 +1,8 @@
 //! Garbage in: typed errors, never panics, and the size limit is enforced before buffering.
 
+// Helpers outside #[test] fns unwrap too (clippy.toml allows it only inside them).
+#![allow(clippy::unwrap_used)]
+
 use bytes::{Bytes, BytesMut};
 use eventmesh_protocol::ProtocolError;
 use eventmesh_protocol::tcp::{
@@ -165,7 +168,8 @@ fn with_header(header: &str, body: &str) -> Vec<u8> {
 
 #[test]
 fn bad_headers() {
-    let cases: [(&str, fn(&ProtocolError) -> bool); 6] = [
+    type Check = fn(&ProtocolError) -> bool;
+    let cases: [(&str, Check); 6] = [
         ("{not json", |e| {
             matches!(e, ProtocolError::InvalidHeader(_))
         }),

@@ -5,6 +5,9 @@
 //! The int fields are written out as literals (computed once from the JSON lengths), so these
 //! fixtures do not share arithmetic with the encoder.
 
+// Helpers outside #[test] fns unwrap too (clippy.toml allows it only inside them).
+#![allow(clippy::unwrap_used)]
+
 use bytes::{Bytes, BytesMut};
 use eventmesh_protocol::convert::{self, KeyPolicy};
 use eventmesh_protocol::tcp::{

@@ -1,6 +1,9 @@
 //! Property tests: `decode(encode(p)) == p` in every dialect, streaming in arbitrary chunks,
 //! and every truncation of a valid frame is `Ok(None)`.
 
+// Helpers outside #[test] fns unwrap too (clippy.toml allows it only inside them).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
