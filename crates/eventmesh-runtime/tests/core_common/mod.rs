@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventmesh_core::{
-    CloudEvent, GroupName, SessionMeta, Subscription, SubscriptionMode, SubscriptionType, Topic, TopicPattern,
-    Transport,
+    CloudEvent, GroupName, SessionMeta, Subscription, SubscriptionMode, SubscriptionType, Topic,
+    TopicPattern, Transport,
 };
-use eventmesh_runtime::core::{Core, CoreOptions, MemberEndpoint, NodeIdentity, Push, SessionHandle};
+use eventmesh_runtime::core::{
+    Core, CoreOptions, MemberEndpoint, NodeIdentity, Push, SessionHandle,
+};
 use eventmesh_runtime::meta::EmbeddedMeta;
 use eventmesh_storage::{ConsumerRef, CursorInfo, EventStore};
 use eventmesh_storage_memory::MemoryStore;
@@ -36,9 +38,23 @@ pub async fn node(options: CoreOptions) -> Node {
     node_on("node-a", MemoryStore::new(), EmbeddedMeta::new(), options).await
 }
 
-pub async fn node_on(id: &str, store: MemoryStore, meta: EmbeddedMeta, options: CoreOptions) -> Node {
-    let identity = NodeIdentity { node_id: id.to_owned(), advertise: format!("{id}.local:10000") };
-    let core = Core::start(Arc::new(store.clone()), Arc::new(meta.clone()), options, identity).expect("core starts");
+pub async fn node_on(
+    id: &str,
+    store: MemoryStore,
+    meta: EmbeddedMeta,
+    options: CoreOptions,
+) -> Node {
+    let identity = NodeIdentity {
+        node_id: id.to_owned(),
+        advertise: format!("{id}.local:10000"),
+    };
+    let core = Core::start(
+        Arc::new(store.clone()),
+        Arc::new(meta.clone()),
+        options,
+        identity,
+    )
+    .expect("core starts");
     assert!(core.wait_ready().await, "core becomes ready");
     Node { core, store, meta }
 }
@@ -69,7 +85,13 @@ pub fn group(name: &str) -> GroupName {
 }
 
 pub fn sub(g: &str, t: &str, mode: SubscriptionMode, ty: SubscriptionType) -> Subscription {
-    Subscription { group: group(g), topic: TopicPattern::Exact(topic(t)), mode, ty, filter: None }
+    Subscription {
+        group: group(g),
+        topic: TopicPattern::Exact(topic(t)),
+        mode,
+        ty,
+        filter: None,
+    }
 }
 
 pub fn clustering(g: &str, t: &str) -> Subscription {
@@ -77,11 +99,17 @@ pub fn clustering(g: &str, t: &str) -> Subscription {
 }
 
 pub fn broadcasting(g: &str, t: &str) -> Subscription {
-    sub(g, t, SubscriptionMode::Broadcasting, SubscriptionType::Async)
+    sub(
+        g,
+        t,
+        SubscriptionMode::Broadcasting,
+        SubscriptionType::Async,
+    )
 }
 
 pub fn ev(i: usize) -> CloudEvent {
-    CloudEvent::new(format!("e{i}"), "/test", "test.event").with_data("text/plain", format!("payload {i}"))
+    CloudEvent::new(format!("e{i}"), "/test", "test.event")
+        .with_data("text/plain", format!("payload {i}"))
 }
 
 /// The next push, failing the test if none comes within a minute (of paused time).
@@ -98,5 +126,24 @@ pub async fn quiet(rx: &mut mpsc::Receiver<Push>, d: Duration) -> bool {
 }
 
 pub async fn cursor(store: &MemoryStore, t: &str, g: &str) -> CursorInfo {
-    store.cursor_info(&ConsumerRef::clustering(topic(t), group(g))).await.expect("cursor exists")
+    store
+        .cursor_info(&ConsumerRef::clustering(topic(t), group(g)))
+        .await
+        .expect("cursor exists")
+}
+
+/// Polls `cond` until it holds; fails the test after ten seconds (of paused time).
+pub async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
