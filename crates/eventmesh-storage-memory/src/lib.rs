@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
 use eventmesh_core::{EventRecord, Topic};
 use eventmesh_storage::{
-    AckToken, ConsumerRef, CursorInfo, Delivery, EventStore, Offset, StartFrom, StorageError, StorageResult,
-    TopicInfo,
+    AckToken, ConsumerRef, CursorInfo, Delivery, EventStore, Offset, StartFrom, StorageError,
+    StorageResult, TopicInfo,
 };
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -54,7 +54,8 @@ impl TopicLog {
     }
 
     fn get(&self, seq: u64) -> Option<&EventRecord> {
-        seq.checked_sub(self.base).and_then(|i| self.events.get(i as usize))
+        seq.checked_sub(self.base)
+            .and_then(|i| self.events.get(i as usize))
     }
 
     fn seq_at_time(&self, ms: i64) -> u64 {
@@ -77,7 +78,13 @@ struct Cursor {
 
 impl Cursor {
     fn new(generation: u64, at: u64) -> Self {
-        Cursor { generation, committed: at, next: at, acked: BTreeSet::new(), in_flight: BTreeMap::new() }
+        Cursor {
+            generation,
+            committed: at,
+            next: at,
+            acked: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+        }
     }
 
     fn mark_done(&mut self, seq: u64) {
@@ -103,7 +110,10 @@ fn encode_token(generation: u64, seq: u64) -> AckToken {
 fn decode_token(t: &AckToken) -> StorageResult<(u64, u64)> {
     let b: &[u8] = &t.0;
     if b.len() != 17 || b[0] != b'm' {
-        return Err(StorageError::InvalidToken(format!("{} bytes, not a memory-store token", b.len())));
+        return Err(StorageError::InvalidToken(format!(
+            "{} bytes, not a memory-store token",
+            b.len()
+        )));
     }
     let mut g = [0u8; 8];
     let mut s = [0u8; 8];
@@ -114,11 +124,18 @@ fn decode_token(t: &AckToken) -> StorageResult<(u64, u64)> {
 
 impl State {
     fn check_open(&self) -> StorageResult<()> {
-        if self.closed { Err(StorageError::Closed) } else { Ok(()) }
+        if self.closed {
+            Err(StorageError::Closed)
+        } else {
+            Ok(())
+        }
     }
 
     fn start_seq(&self, topic: &Topic, start: StartFrom) -> StorageResult<u64> {
-        let log = self.topics.get(topic).ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
+        let log = self
+            .topics
+            .get(topic)
+            .ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
         Ok(match start {
             StartFrom::Earliest => log.base,
             StartFrom::Latest => log.end(),
@@ -128,16 +145,29 @@ impl State {
     }
 
     fn cursor_mut(&mut self, c: &ConsumerRef) -> StorageResult<&mut Cursor> {
-        self.cursors.get_mut(c).ok_or_else(|| StorageError::UnknownConsumer(c.to_string()))
+        self.cursors
+            .get_mut(c)
+            .ok_or_else(|| StorageError::UnknownConsumer(c.to_string()))
     }
 
     /// Fetches what is available now, or nothing.
-    fn take(&mut self, c: &ConsumerRef, max: usize, lease: Duration) -> StorageResult<Vec<Delivery>> {
+    fn take(
+        &mut self,
+        c: &ConsumerRef,
+        max: usize,
+        lease: Duration,
+    ) -> StorageResult<Vec<Delivery>> {
         self.check_open()?;
         let now = Instant::now();
-        let State { topics, cursors, .. } = self;
-        let log = topics.get(&c.topic).ok_or_else(|| StorageError::UnknownTopic(c.topic.to_string()))?;
-        let cur = cursors.get_mut(c).ok_or_else(|| StorageError::UnknownConsumer(c.to_string()))?;
+        let State {
+            topics, cursors, ..
+        } = self;
+        let log = topics
+            .get(&c.topic)
+            .ok_or_else(|| StorageError::UnknownTopic(c.topic.to_string()))?;
+        let cur = cursors
+            .get_mut(c)
+            .ok_or_else(|| StorageError::UnknownConsumer(c.to_string()))?;
         // Retention may have moved the log start past the cursor.
         if cur.committed < log.base {
             cur.committed = log.base;
@@ -146,7 +176,13 @@ impl State {
             cur.in_flight.retain(|s, _| *s >= log.base);
         }
         let mut out = Vec::new();
-        let due: Vec<u64> = cur.in_flight.iter().filter(|(_, (_, at))| *at <= now).map(|(s, _)| *s).take(max).collect();
+        let due: Vec<u64> = cur
+            .in_flight
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(s, _)| *s)
+            .take(max)
+            .collect();
         for seq in due {
             if let (Some(rec), Some(entry)) = (log.get(seq), cur.in_flight.get_mut(&seq)) {
                 entry.0 += 1;
@@ -176,7 +212,9 @@ impl State {
     }
 
     fn next_wakeup(&self, c: &ConsumerRef) -> Option<Instant> {
-        self.cursors.get(c).and_then(|cur| cur.in_flight.values().map(|(_, at)| *at).min())
+        self.cursors
+            .get(c)
+            .and_then(|cur| cur.in_flight.values().map(|(_, at)| *at).min())
     }
 }
 
@@ -189,7 +227,10 @@ impl MemoryStore {
     /// Drops events from the front of a topic so that at most `keep` remain (retention).
     pub fn truncate_front(&self, topic: &Topic, keep: usize) -> StorageResult<()> {
         let mut st = self.inner.state.lock();
-        let log = st.topics.get_mut(topic).ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
+        let log = st
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
         if log.events.len() > keep {
             let drop = log.events.len() - keep;
             let freed: usize = log.events.drain(..drop).map(|r| r.encoded_len_hint()).sum();
@@ -245,15 +286,24 @@ impl EventStore for MemoryStore {
 
     async fn publish(&self, topic: &Topic, records: &[EventRecord]) -> StorageResult<Vec<Offset>> {
         if let Some(r) = records.iter().find(|r| &r.topic != topic) {
-            return Err(StorageError::Invalid(format!("record for topic `{}` in a batch for `{topic}`", r.topic)));
+            return Err(StorageError::Invalid(format!(
+                "record for topic `{}` in a batch for `{topic}`",
+                r.topic
+            )));
         }
         let offsets = {
             let mut st = self.inner.state.lock();
             st.check_open()?;
-            let log = st.topics.get_mut(topic).ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
+            let log = st
+                .topics
+                .get_mut(topic)
+                .ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
             let mut offsets = Vec::with_capacity(records.len());
             for r in records {
-                offsets.push(Offset { partition: 0, seq: log.end() });
+                offsets.push(Offset {
+                    partition: 0,
+                    seq: log.end(),
+                });
                 log.bytes += r.encoded_len_hint() as u64;
                 log.events.push(r.clone());
             }
@@ -272,14 +322,18 @@ impl EventStore for MemoryStore {
         let at = st.start_seq(&consumer.topic, start)?;
         st.next_generation += 1;
         let generation = st.next_generation;
-        st.cursors.insert(consumer.clone(), Cursor::new(generation, at));
+        st.cursors
+            .insert(consumer.clone(), Cursor::new(generation, at));
         Ok(())
     }
 
     async fn unsubscribe(&self, consumer: &ConsumerRef) -> StorageResult<()> {
         let mut st = self.inner.state.lock();
         st.check_open()?;
-        st.cursors.remove(consumer).map(|_| ()).ok_or_else(|| StorageError::UnknownConsumer(consumer.to_string()))
+        st.cursors
+            .remove(consumer)
+            .map(|_| ())
+            .ok_or_else(|| StorageError::UnknownConsumer(consumer.to_string()))
     }
 
     async fn fetch(
@@ -296,11 +350,13 @@ impl EventStore for MemoryStore {
             notified.as_mut().enable();
             let wake = {
                 let mut st = self.inner.state.lock();
-                let got = st.take(consumer, max.max(1), lease)?;
-                if !got.is_empty() || Instant::now() >= deadline {
+                let got = st.take(consumer, max, lease)?;
+                // With `max == 0` nothing can ever be returned: answer at once.
+                if max == 0 || !got.is_empty() || Instant::now() >= deadline {
                     return Ok(got);
                 }
-                st.next_wakeup(consumer).map_or(deadline, |w| w.min(deadline))
+                st.next_wakeup(consumer)
+                    .map_or(deadline, |w| w.min(deadline))
             };
             tokio::select! {
                 _ = &mut notified => {}
@@ -322,7 +378,12 @@ impl EventStore for MemoryStore {
         Ok(())
     }
 
-    async fn nack(&self, consumer: &ConsumerRef, token: &AckToken, delay: Duration) -> StorageResult<()> {
+    async fn nack(
+        &self,
+        consumer: &ConsumerRef,
+        token: &AckToken,
+        delay: Duration,
+    ) -> StorageResult<()> {
         let mut st = self.inner.state.lock();
         st.check_open()?;
         let cur = st.cursor_mut(consumer)?;
@@ -337,7 +398,12 @@ impl EventStore for MemoryStore {
         Ok(())
     }
 
-    async fn extend_lease(&self, consumer: &ConsumerRef, tokens: &[AckToken], lease: Duration) -> StorageResult<()> {
+    async fn extend_lease(
+        &self,
+        consumer: &ConsumerRef,
+        tokens: &[AckToken],
+        lease: Duration,
+    ) -> StorageResult<()> {
         let mut st = self.inner.state.lock();
         st.check_open()?;
         let cur = st.cursor_mut(consumer)?;
@@ -369,8 +435,14 @@ impl EventStore for MemoryStore {
     async fn cursor_info(&self, consumer: &ConsumerRef) -> StorageResult<CursorInfo> {
         let st = self.inner.state.lock();
         st.check_open()?;
-        let cur = st.cursors.get(consumer).ok_or_else(|| StorageError::UnknownConsumer(consumer.to_string()))?;
-        let end = st.topics.get(&consumer.topic).map_or(cur.committed, TopicLog::end);
+        let cur = st
+            .cursors
+            .get(consumer)
+            .ok_or_else(|| StorageError::UnknownConsumer(consumer.to_string()))?;
+        let end = st
+            .topics
+            .get(&consumer.topic)
+            .map_or(cur.committed, TopicLog::end);
         Ok(CursorInfo {
             committed: vec![(0, cur.committed)],
             in_flight: cur.in_flight.len() as u64,
@@ -407,19 +479,31 @@ mod tests {
         let c = ConsumerRef::clustering(t.clone(), GroupName::new("g").unwrap());
         s.subscribe(&c, StartFrom::Earliest).await.unwrap();
         s.publish(&t, &[rec(&t, 0), rec(&t, 1)]).await.unwrap();
-        let d = s.fetch(&c, 10, Duration::from_millis(50), Duration::ZERO).await.unwrap();
+        let d = s
+            .fetch(&c, 10, Duration::from_millis(50), Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(d.len(), 2);
         s.ack(&c, &[d[0].token.clone()]).await.unwrap();
         s.nack(&c, &d[1].token, Duration::ZERO).await.unwrap();
-        let again = s.fetch(&c, 10, Duration::from_millis(20), Duration::from_secs(1)).await.unwrap();
+        let again = s
+            .fetch(&c, 10, Duration::from_millis(20), Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].offset.seq, 1);
         assert_eq!(again[0].delivery_count, 2);
         // Lease expiry brings it back a third time.
-        let third = s.fetch(&c, 10, Duration::from_millis(20), Duration::from_secs(1)).await.unwrap();
+        let third = s
+            .fetch(&c, 10, Duration::from_millis(20), Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(third[0].delivery_count, 3);
         s.ack(&c, &[third[0].token.clone()]).await.unwrap();
         assert_eq!(s.cursor_info(&c).await.unwrap().committed, vec![(0, 2)]);
-        assert!(matches!(s.ack(&c, &[AckToken(Bytes::from_static(b"x"))]).await, Err(StorageError::InvalidToken(_))));
+        assert!(matches!(
+            s.ack(&c, &[AckToken(Bytes::from_static(b"x"))]).await,
+            Err(StorageError::InvalidToken(_))
+        ));
     }
 }

@@ -62,12 +62,20 @@ pub struct ConsumerRef {
 impl ConsumerRef {
     /// The shared cursor of a CLUSTERING group.
     pub fn clustering(topic: Topic, group: GroupName) -> Self {
-        ConsumerRef { topic, group, member: None }
+        ConsumerRef {
+            topic,
+            group,
+            member: None,
+        }
     }
 
     /// One member's cursor of a BROADCASTING group.
     pub fn broadcasting(topic: Topic, group: GroupName, member: impl Into<String>) -> Self {
-        ConsumerRef { topic, group, member: Some(member.into()) }
+        ConsumerRef {
+            topic,
+            group,
+            member: Some(member.into()),
+        }
     }
 }
 
@@ -250,10 +258,20 @@ pub trait EventStore: Send + Sync + 'static {
     async fn ack(&self, consumer: &ConsumerRef, tokens: &[AckToken]) -> StorageResult<()>;
 
     /// Gives a delivery back, to be fetched again after `delay`.
-    async fn nack(&self, consumer: &ConsumerRef, token: &AckToken, delay: Duration) -> StorageResult<()>;
+    async fn nack(
+        &self,
+        consumer: &ConsumerRef,
+        token: &AckToken,
+        delay: Duration,
+    ) -> StorageResult<()>;
 
     /// Extends the lease of deliveries still being worked on to `lease` from now.
-    async fn extend_lease(&self, consumer: &ConsumerRef, tokens: &[AckToken], lease: Duration) -> StorageResult<()>;
+    async fn extend_lease(
+        &self,
+        consumer: &ConsumerRef,
+        tokens: &[AckToken],
+        lease: Duration,
+    ) -> StorageResult<()>;
 
     /// Moves a cursor (replay or skip). In-flight deliveries of the cursor are forgotten.
     async fn seek(&self, consumer: &ConsumerRef, target: StartFrom) -> StorageResult<()>;
