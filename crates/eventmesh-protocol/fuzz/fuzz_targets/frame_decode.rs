@@ -1,0 +1,9 @@
+//! Fuzzes the TCP frame decoders (detecting and fixed dialects).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../checks.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::frame_decode(data));
