@@ -10,7 +10,7 @@ use eventmesh_protocol::tcp::{Dialect, FrameCodec, Package, decode, encode};
 
 /// Feeds `data` to the detecting codec and to each fixed dialect. Nothing may panic; a frame
 /// that decodes must re-encode, in its dialect, to bytes that decode to the same package.
-pub fn frame_decode(data: &[u8]) {
+pub(crate) fn frame_decode(data: &[u8]) {
     let mut codec = FrameCodec::detecting();
     let mut rest = data;
     while let Ok(Some((package, used))) = codec.decode(rest) {
@@ -39,7 +39,7 @@ fn reencodes(package: &Package, dialect: Dialect) {
 
 /// Decodes `data` as one CloudEvent and as a batch. Nothing may panic; an event that decodes
 /// must encode, and decode back equal.
-pub fn cloudevent_json(data: &[u8]) {
+pub(crate) fn cloudevent_json(data: &[u8]) {
     if let Ok(event) = decode_event(data) {
         let bytes = encode_event(&event).expect("a decoded event encodes");
         assert_eq!(
