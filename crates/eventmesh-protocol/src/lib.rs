@@ -39,6 +39,39 @@
 //! The header is `{"cmd":"HELLO_REQUEST","code":0,"desc":…,"seq":"…","properties":{…},"command":"HELLO_REQUEST"}`;
 //! see [`tcp::Header`] for what is accepted on input.
 //!
+//! # Example
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use eventmesh_protocol::tcp::{self, Body, Command, Dialect, FrameCodec, Header, OpStatus, Package, UserAgent};
+//!
+//! // A Go SDK client (pre-1.9 length rule) says hello.
+//! let hello = Package::new(
+//!     Header::new(Command::HelloRequest, Some("0123456781".into())),
+//!     Body::UserAgent(Box::new(UserAgent {
+//!         group: Some("demo-group".into()),
+//!         purpose: Some("sub".into()),
+//!         version: Some("1.0".into()),
+//!         ..UserAgent::default()
+//!     })),
+//! );
+//! let mut wire = BytesMut::new();
+//! tcp::encode(&hello, Dialect::V12, &mut wire)?;
+//!
+//! // The server's per-connection codec detects the dialect from that first frame...
+//! let mut codec = FrameCodec::detecting();
+//! let Some(request) = codec.decode_buf(&mut wire)? else { unreachable!("a whole frame") };
+//! assert_eq!(codec.dialect(), Some(Dialect::V12));
+//! assert_eq!(request, hello);
+//!
+//! // ...and answers in it.
+//! let reply = Package::header_only(request.header.reply(OpStatus::Success, Some("success".into())));
+//! let mut out = BytesMut::new();
+//! codec.encode(&reply, &mut out)?;
+//! assert_eq!(tcp::decode(Dialect::V12, &out)?.map(|(p, _)| p.header.command), Some(Command::HelloResponse));
+//! # Ok::<(), eventmesh_protocol::ProtocolError>(())
+//! ```
+//!
 //! # Invariants worth naming
 //!
 //! * The frame-size limit ([`tcp::DEFAULT_MAX_FRAME_BYTES`], 4 MiB by default, configurable)
