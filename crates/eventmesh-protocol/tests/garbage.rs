@@ -291,3 +291,20 @@ proptest! {
         let _ = decode(Dialect::V19, &buf);
     }
 }
+
+#[test]
+fn a_bad_header_on_the_first_frame_still_fixes_the_dialect() {
+    // A pre-1.9 client with an unknown command: the goodbye must go out in its framing.
+    let header = r#"{"cmd":"HELLO_REQUESTX","seq":"1"}"#;
+    let body = r#"{"group":"g","purpose":"sub","version":"1","unack":0}"#;
+    let h = i32::try_from(header.len()).unwrap();
+    let b = i32::try_from(body.len()).unwrap();
+    let mut buf = prefix(b"EventMesh", 8 + h + b, h);
+    buf.extend_from_slice(header.as_bytes());
+    buf.extend_from_slice(body.as_bytes());
+    let mut codec = FrameCodec::detecting();
+    let e = codec.decode(&buf).unwrap_err();
+    assert!(matches!(e, ProtocolError::UnknownCommand(_)), "{e}");
+    assert_eq!(codec.dialect(), Some(Dialect::V12));
+    assert_eq!(codec.reply_dialect(), Dialect::V12);
+}

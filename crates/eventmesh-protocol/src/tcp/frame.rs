@@ -173,8 +173,9 @@ impl FrameCodec {
             return Ok(None);
         };
         let body = Bytes::copy_from_slice(&buf[frame.body.clone()]);
-        let package = frame.into_package(body)?;
-        Ok(Some(package))
+        let total = frame.total;
+        let package = package(&buf[frame.header.clone()], body)?;
+        Ok(Some((package, total)))
     }
 
     /// Decodes one frame from the start of `buf` and removes it from `buf`, without copying the
@@ -188,7 +189,7 @@ impl FrameCodec {
         };
         let bytes = buf.split_to(frame.total).freeze();
         let body = bytes.slice(frame.body.clone());
-        frame.into_package(body).map(|(p, _)| Some(p))
+        package(&bytes[frame.header.clone()], body).map(Some)
     }
 
     /// Encodes `package` at the end of `dst` in the reply dialect.
@@ -296,25 +297,20 @@ fn write_frame(
     Ok(())
 }
 
-/// Where one complete frame lies in the buffer.
+/// Where one complete frame lies in the buffer. The header is parsed after the dialect has been
+/// recorded, so an error in it is answered in the client's own framing.
 struct Frame {
     dialect: Dialect,
     total: usize,
+    header: Range<usize>,
     body: Range<usize>,
-    header_value: Header,
 }
 
-impl Frame {
-    fn into_package(self, body: Bytes) -> Result<(Package, usize), ProtocolError> {
-        let body = Body::decode(self.header_value.command, body)?;
-        Ok((
-            Package {
-                header: self.header_value,
-                body,
-            },
-            self.total,
-        ))
-    }
+/// Parses the header and types the body of a framed package.
+fn package(header: &[u8], body: Bytes) -> Result<Package, ProtocolError> {
+    let header = Header::from_json(header)?;
+    let body = Body::decode(header.command, body)?;
+    Ok(Package { header, body })
 }
 
 /// Checks as much of the magic and version as `buf` holds.
@@ -404,25 +400,19 @@ fn parse_fixed(dialect: Dialect, buf: &[u8], max: usize) -> Result<Option<Frame>
     if buf.len() < total {
         return Ok(None);
     }
-    finish(dialect, buf, header_length, total).map(Some)
+    Ok(Some(finish(dialect, header_length, total)))
 }
 
-fn finish(
-    dialect: Dialect,
-    buf: &[u8],
-    header_length: i32,
-    total: usize,
-) -> Result<Frame, ProtocolError> {
+fn finish(dialect: Dialect, header_length: i32, total: usize) -> Frame {
     let header_start = dialect.prefix_len();
     // header_length > 0 was checked, and total covers it.
     let header_end = header_start + usize::try_from(header_length).unwrap_or(0);
-    let header_value = Header::from_json(&buf[header_start..header_end])?;
-    Ok(Frame {
+    Frame {
         dialect,
         total,
+        header: header_start..header_end,
         body: header_end..total,
-        header_value,
-    })
+    }
 }
 
 fn is_json(bytes: &[u8]) -> bool {
@@ -457,7 +447,7 @@ fn detect(buf: &[u8], max: usize) -> Result<Option<Frame>, ProtocolError> {
     let header_end = Dialect::V19.prefix_len() + usize::try_from(header_length).unwrap_or(0);
     let candidate19 = &buf[header_end..total19];
     if candidate19.is_empty() || is_json(candidate19) {
-        return finish(Dialect::V19, buf, header_length, total19).map(Some);
+        return Ok(Some(finish(Dialect::V19, header_length, total19)));
     }
     // Not JSON under the v1.9 rule: try the pre-1.9 rule, five bytes longer.
     let total12 = total_len(Dialect::V12, header_length, body12, max)?;
@@ -473,12 +463,12 @@ fn detect(buf: &[u8], max: usize) -> Result<Option<Frame>, ProtocolError> {
         } else {
             total19
         };
-        return finish(dialect, buf, header_length, total).map(Some);
+        return Ok(Some(finish(dialect, header_length, total)));
     }
     if ends_like_json(candidate19) {
         // Do not wait for bytes a v1.9 client may never send: a body ending like JSON is taken
         // as a (broken) v1.9 body.
-        return finish(Dialect::V19, buf, header_length, total19).map(Some);
+        return Ok(Some(finish(Dialect::V19, header_length, total19)));
     }
     Ok(None)
 }
