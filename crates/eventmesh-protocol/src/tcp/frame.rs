@@ -35,6 +35,29 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// A short name for configuration and logs: `v1.9`, `v1.2` or `v1.0`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Dialect::V19 => "v1.9",
+            Dialect::V12 => "v1.2",
+            Dialect::V10 => "v1.0",
+        }
+    }
+
+    /// Parses [`Dialect::as_str`] names, also without the dot or the `v` (`v19`, `1.2`, ...).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Dialect> {
+        let s = s.trim();
+        let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
+        match s {
+            "1.9" | "19" => Some(Dialect::V19),
+            "1.2" | "12" => Some(Dialect::V12),
+            "1.0" | "10" => Some(Dialect::V10),
+            _ => None,
+        }
+    }
+
     /// The magic bytes.
     #[must_use]
     pub const fn magic(self) -> &'static [u8] {
@@ -471,4 +494,27 @@ fn detect(buf: &[u8], max: usize) -> Result<Option<Frame>, ProtocolError> {
         return Ok(Some(finish(Dialect::V19, header_length, total19)));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialect_names() {
+        for d in [Dialect::V19, Dialect::V12, Dialect::V10] {
+            assert_eq!(Dialect::parse(d.as_str()), Some(d));
+        }
+        assert_eq!(Dialect::parse("V12"), Some(Dialect::V12));
+        assert_eq!(Dialect::parse("1.1"), None);
+        assert_eq!(Dialect::V19.prefix_len(), 21);
+        assert_eq!(Dialect::V10.prefix_len(), 16);
+        for d in [Dialect::V19, Dialect::V12, Dialect::V10] {
+            assert_eq!(d.prefix_i64(), i64::try_from(d.prefix_len()).unwrap());
+            assert_eq!(
+                d.overhead_i64(),
+                i64::try_from(d.length_overhead()).unwrap()
+            );
+        }
+    }
 }
