@@ -448,11 +448,6 @@ impl Cursor {
     pub(crate) fn forget(&self) {
         self.deleted.store(true, Ordering::Release);
     }
-
-    #[cfg(test)]
-    pub(crate) fn state(&self) -> CursorState {
-        self.inner.lock().st.clone()
-    }
 }
 
 fn flush_blocking(

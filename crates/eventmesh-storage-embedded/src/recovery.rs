@@ -24,6 +24,10 @@ use crate::segment::{
 
 const SCAN_CHUNK: usize = 1024 * 1024;
 
+/// How many torn tails recovery cut (tests check the power-cut test exercises the path).
+#[cfg(test)]
+pub(crate) static TORN_TAILS_CUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Reads a file sequentially through a window.
 struct Window<'a> {
     file: &'a dyn VFile,
@@ -183,6 +187,8 @@ pub(crate) fn open_log(vfs: &Arc<dyn Vfs>, dir: &Path, cfg: &LogConfig) -> Resul
         let file = vfs.open(&path, OpenMode::Existing).map_err(|e| io_err(&path, e))?;
         let scan = scan_segment(file.as_ref(), &path, base, last, running, cfg)?;
         if let Some((offset, reason)) = &scan.torn {
+            #[cfg(test)]
+            TORN_TAILS_CUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             warn!(message = "Truncating a torn write at the end of the log.", path = %path.display(), offset, reason = %reason);
             file.truncate(*offset).map_err(|e| io_err(&path, e))?;
             file.sync_data().map_err(|e| io_err(&path, e))?;

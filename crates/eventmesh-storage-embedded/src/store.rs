@@ -292,11 +292,6 @@ impl EmbeddedStore {
     pub(crate) fn log_of(&self, topic: &Topic) -> Option<Arc<Log>> {
         self.inner.topics.read().get(topic).map(|t| Arc::clone(&t.log))
     }
-
-    #[cfg(test)]
-    pub(crate) fn cursor_of(&self, c: &ConsumerRef) -> Option<Arc<Cursor>> {
-        self.inner.topics.read().get(&c.topic).and_then(|t| t.cursor(c).ok())
-    }
 }
 
 async fn background(weak: Weak<StoreInner>, tick: Duration) {

@@ -39,6 +39,9 @@ struct SimState {
     durable_dirs: BTreeSet<PathBuf>,
     space_left: Option<u64>,
     fail_sync: bool,
+    /// Mutating operations left before an armed power cut happens (instead of that operation).
+    cut_after: Option<u64>,
+    cuts: u64,
     rng: StdRng,
 }
 
@@ -76,57 +79,35 @@ impl SimVfs {
                 dirs,
                 space_left: None,
                 fail_sync: false,
+                cut_after: None,
+                cuts: 0,
                 rng: StdRng::seed_from_u64(seed),
             })),
         }
     }
 
-    /// Simulates a power cut (see the module docs).
+    /// Simulates a power cut now (see the module docs).
     pub(crate) fn power_cut(&self) {
+        cut(&mut self.state.lock());
+    }
+
+    /// Arms a power cut that happens instead of the `n`-th next mutating operation (append,
+    /// fsync, truncate, create, rename, remove), so it can fall between any two of them.
+    pub(crate) fn arm_power_cut(&self, n: u64) {
+        self.state.lock().cut_after = Some(n.max(1));
+    }
+
+    /// Whether the armed cut has happened; disarms it.
+    pub(crate) fn disarm(&self) -> bool {
         let mut s = self.state.lock();
-        s.generation += 1;
-        let dirs: BTreeSet<PathBuf> = s.durable_dirs.clone();
-        let alive_dirs: BTreeSet<PathBuf> = dirs
-            .iter()
-            .filter(|d| d.ancestors().skip(1).all(|a| a.as_os_str().is_empty() || dirs.contains(a)))
-            .cloned()
-            .collect();
-        let names: BTreeMap<PathBuf, u64> = s
-            .durable_names
-            .iter()
-            .filter(|(p, _)| p.parent().is_some_and(|d| alive_dirs.contains(d)))
-            .map(|(p, id)| (p.clone(), *id))
-            .collect();
-        let live: BTreeSet<u64> = names.values().copied().collect();
-        s.files.retain(|id, _| live.contains(id));
-        let ids: Vec<u64> = s.files.keys().copied().collect();
-        for id in ids {
-            let mode = s.rng.random_range(0..3u8);
-            let cut = s.rng.random::<u64>();
-            let zeros = s.rng.random_range(1..64usize);
-            let Some(d) = s.files.get_mut(&id) else { continue };
-            let keep = d.dirty_from.min(d.durable.len()).min(d.content.len());
-            let mut out: Vec<u8> = match mode {
-                0 => d.durable.clone(),
-                _ => {
-                    let extra = d.content.len() - keep;
-                    let n = if extra == 0 { 0 } else { (cut % (extra as u64 + 1)) as usize };
-                    let mut v = d.content[..keep].to_vec();
-                    v.extend_from_slice(&d.content[keep..keep + n]);
-                    v
-                }
-            };
-            if mode == 2 && d.content.len() > keep {
-                out.extend(std::iter::repeat_n(0u8, zeros));
-            }
-            d.dirty_from = out.len();
-            d.durable = out.clone();
-            d.content = out;
-        }
-        s.dirs = alive_dirs.clone();
-        s.durable_dirs = alive_dirs;
-        s.durable_names = names.clone();
-        s.names = names;
+        let fired = s.cut_after.is_none();
+        s.cut_after = None;
+        fired
+    }
+
+    /// How many power cuts happened.
+    pub(crate) fn cuts(&self) -> u64 {
+        self.state.lock().cuts
     }
 
     /// Limits the bytes appends may still add (None: unlimited). An append past the limit writes
@@ -145,18 +126,68 @@ impl SimVfs {
         let s = self.state.lock();
         s.names.get(path).and_then(|id| s.files.get(id)).map(|d| d.content.clone())
     }
+}
 
-    /// Replaces a file's content (durably), for corruption tests.
-    pub(crate) fn set_file_content(&self, path: &Path, bytes: Vec<u8>) {
-        let mut s = self.state.lock();
-        if let Some(id) = s.names.get(path).copied()
-            && let Some(d) = s.files.get_mut(&id)
-        {
-            d.dirty_from = bytes.len();
-            d.durable = bytes.clone();
-            d.content = bytes;
+/// Throws away everything not durable (see the module docs).
+fn cut(s: &mut SimState) {
+    s.cuts += 1;
+    s.cut_after = None;
+    s.generation += 1;
+    let dirs: BTreeSet<PathBuf> = s.durable_dirs.clone();
+    let alive_dirs: BTreeSet<PathBuf> = dirs
+        .iter()
+        .filter(|d| d.ancestors().skip(1).all(|a| a.as_os_str().is_empty() || dirs.contains(a)))
+        .cloned()
+        .collect();
+    let names: BTreeMap<PathBuf, u64> = s
+        .durable_names
+        .iter()
+        .filter(|(p, _)| p.parent().is_some_and(|d| alive_dirs.contains(d)))
+        .map(|(p, id)| (p.clone(), *id))
+        .collect();
+    let live: BTreeSet<u64> = names.values().copied().collect();
+    s.files.retain(|id, _| live.contains(id));
+    let ids: Vec<u64> = s.files.keys().copied().collect();
+    for id in ids {
+        let mode = s.rng.random_range(0..3u8);
+        let cut = s.rng.random::<u64>();
+        let zeros = s.rng.random_range(1..64usize);
+        let Some(d) = s.files.get_mut(&id) else { continue };
+        let keep = d.dirty_from.min(d.durable.len()).min(d.content.len());
+        let mut out: Vec<u8> = match mode {
+            0 => d.durable.clone(),
+            _ => {
+                let extra = d.content.len() - keep;
+                let n = if extra == 0 { 0 } else { (cut % (extra as u64 + 1)) as usize };
+                let mut v = d.content[..keep].to_vec();
+                v.extend_from_slice(&d.content[keep..keep + n]);
+                v
+            }
+        };
+        if mode == 2 && d.content.len() > keep {
+            out.extend(std::iter::repeat_n(0u8, zeros));
+        }
+        d.dirty_from = out.len();
+        d.durable = out.clone();
+        d.content = out;
+    }
+    s.dirs = alive_dirs.clone();
+    s.durable_dirs = alive_dirs;
+    s.durable_names = names.clone();
+    s.names = names;
+}
+
+
+/// Counts down an armed cut; `Err` when this operation is the one the cut replaces.
+fn tick(s: &mut SimState) -> io::Result<()> {
+    if let Some(n) = s.cut_after.as_mut() {
+        *n -= 1;
+        if *n == 0 {
+            cut(s);
+            return Err(stale());
         }
     }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -179,6 +210,7 @@ impl SimFile {
 impl VFile for SimFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
         self.with(|s, id| {
+            tick(s)?;
             let fits = match s.space_left {
                 Some(left) => (left.min(buf.len() as u64)) as usize,
                 None => buf.len(),
@@ -212,6 +244,7 @@ impl VFile for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.with(|s, id| {
+            tick(s)?;
             if s.fail_sync {
                 return Err(io::Error::other("simulated fsync failure"));
             }
@@ -226,6 +259,7 @@ impl VFile for SimFile {
 
     fn truncate(&self, len: u64) -> io::Result<()> {
         self.with(|s, id| {
+            tick(s)?;
             let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
             let d = s.files.get_mut(&id).ok_or_else(stale)?;
             let old = d.content.len();
@@ -258,6 +292,9 @@ impl Vfs for SimVfs {
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VFile>> {
         let mut s = self.state.lock();
+        if mode != OpenMode::Existing {
+            tick(&mut s)?;
+        }
         let parent_ok = path.parent().is_some_and(|p| s.dirs.contains(p));
         let id = match (s.names.get(path).copied(), mode) {
             (Some(id), OpenMode::Truncate) => {
@@ -305,18 +342,22 @@ impl Vfs for SimVfs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
+        tick(&mut s)?;
         let id = s.names.remove(from).ok_or_else(|| not_found(from))?;
         s.names.insert(to.to_path_buf(), id);
         Ok(())
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.state.lock().names.remove(path);
+        let mut s = self.state.lock();
+        tick(&mut s)?;
+        s.names.remove(path);
         Ok(())
     }
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
+        tick(&mut s)?;
         s.names.retain(|p, _| !p.starts_with(path));
         s.dirs.retain(|p| !p.starts_with(path));
         Ok(())
@@ -324,6 +365,7 @@ impl Vfs for SimVfs {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
+        tick(&mut s)?;
         if !s.dirs.contains(path) {
             return Err(not_found(path));
         }
