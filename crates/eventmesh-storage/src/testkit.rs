@@ -18,7 +18,9 @@
 //!
 //! The macro expands to one `#[tokio::test]` (multi-thread, 4 workers) per scenario, named
 //! `conformance_<scenario>`, each evaluating the factory expression anew. A volatile store can use
-//! [`VolatileFactory`]: `conformance_tests!(VolatileFactory::new(MemoryStore::new))`.
+//! [`VolatileFactory`]: `conformance_tests!(VolatileFactory::new(MemoryStore::new))`; a store in a
+//! directory can use [`DirFactory`], which gives it a fresh temporary directory and reopens it
+//! there: `conformance_tests!(DirFactory::new(|dir| EmbeddedStore::open(EmbeddedOptions::new(dir))))`.
 //! [`run_all`] runs every scenario in turn on one factory and returns a [`KitReport`].
 //!
 //! A second macro, [`fault_detection_tests!`](crate::fault_detection_tests), runs the kit against
@@ -107,12 +109,13 @@
 //!    `Closed`.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{EventStore, StorageResult};
+use crate::{EventStore, StorageError, StorageResult};
 
 /// Fails the current scenario with a formatted message when the condition is false.
 macro_rules! ensure {
@@ -220,6 +223,67 @@ where
 
     fn durable(&self) -> bool {
         false
+    }
+}
+
+/// A durable factory for a store that lives in a directory (the embedded store): it owns a fresh
+/// temporary directory, removed when the factory is dropped, and every `open` calls `open_at`
+/// with it on a blocking thread, so a reopen finds the data the previous store left there.
+///
+/// ```ignore
+/// eventmesh_storage::conformance_tests!(DirFactory::new(|dir| EmbeddedStore::open(EmbeddedOptions::new(dir))));
+/// ```
+pub struct DirFactory<F> {
+    dir: PathBuf,
+    open_at: Arc<F>,
+}
+
+impl<F, S> DirFactory<F>
+where
+    F: Fn(&Path) -> StorageResult<S> + Send + Sync + 'static,
+    S: EventStore,
+{
+    /// A factory over a new temporary directory (created on the first open).
+    pub fn new(open_at: F) -> Self {
+        let dir = std::env::temp_dir().join(format!("eventmesh-kit-{}", support::suffix()));
+        DirFactory {
+            dir,
+            open_at: Arc::new(open_at),
+        }
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[async_trait]
+impl<F, S> StoreFactory for DirFactory<F>
+where
+    F: Fn(&Path) -> StorageResult<S> + Send + Sync + 'static,
+    S: EventStore,
+{
+    async fn open(&self) -> StorageResult<Arc<dyn EventStore>> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| StorageError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let (dir, open_at) = (self.dir.clone(), self.open_at.clone());
+        let store = tokio::task::spawn_blocking(move || open_at(&dir))
+            .await
+            .map_err(|e| StorageError::Backend(format!("opening the store panicked: {e}")))??;
+        Ok(Arc::new(store))
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+}
+
+impl<F> Drop for DirFactory<F> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
