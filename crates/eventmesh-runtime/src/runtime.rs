@@ -15,6 +15,7 @@
 //! listeners and background tasks, then the core (drain and flush), then the store (`close`).
 
 use std::fs::{File, OpenOptions};
+use std::future::Future as _;
 use std::io::{ErrorKind, Read, Seek, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -313,16 +314,56 @@ fn core_options(config: &Config) -> CoreOptions {
     }
 }
 
+/// The embedded store's options from `[storage.embedded]` and `[limits]`; its files go to
+/// `<data_dir>/events`.
+#[cfg(feature = "embedded")]
+fn embedded_options(config: &Config) -> eventmesh_storage_embedded::EmbeddedOptions {
+    use eventmesh_config::FsyncPolicy as Policy;
+    use eventmesh_storage_embedded::{EmbeddedOptions, FsyncPolicy};
+    let e = &config.storage.embedded;
+    let defaults = EmbeddedOptions::default();
+    let max_event_bytes = usize::try_from(config.limits.max_event_bytes).unwrap_or(usize::MAX);
+    EmbeddedOptions {
+        data_dir: config.node.data_dir.join(EVENTS_DIR),
+        fsync: match e.fsync {
+            Policy::Batch => FsyncPolicy::Batch,
+            Policy::Interval => FsyncPolicy::Interval(e.fsync_interval),
+            Policy::Never => FsyncPolicy::Never,
+        },
+        segment_bytes: e.segment_bytes,
+        retention_bytes: (e.retention_bytes > 0).then_some(e.retention_bytes),
+        retention_age: (!e.retention_age.is_zero()).then_some(e.retention_age),
+        max_event_bytes,
+        max_batch_bytes: defaults.max_batch_bytes.max(max_event_bytes),
+        ..defaults
+    }
+}
+
 async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>, ServerError> {
     match config.storage.kind {
         StorageKind::Memory => Ok(Arc::new(MemoryStore::new())),
-        StorageKind::Embedded => Err(ServerError::Storage {
-            store: "embedded",
-            source: StorageError::Unavailable("the embedded store is not wired into this build yet; use storage.type = \"memory\"".to_owned()),
-        }),
+        #[cfg(feature = "embedded")]
+        StorageKind::Embedded => {
+            let options = embedded_options(config);
+            let opened = tokio::task::spawn_blocking(move || {
+                eventmesh_storage_embedded::EmbeddedStore::open(options)
+            })
+            .await
+            .map_err(|e| StorageError::Backend(format!("the store's open task failed: {e}")))
+            .and_then(|r| r);
+            match opened {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(source) => Err(ServerError::Storage {
+                    store: "embedded",
+                    source,
+                }),
+            }
+        }
         other => Err(ServerError::Storage {
             store: other.as_str(),
-            source: StorageError::Unavailable("this store is not compiled into this build".to_owned()),
+            source: StorageError::Unavailable(
+                "this store is not compiled into this build".to_owned(),
+            ),
         }),
     }
 }
@@ -382,6 +423,14 @@ impl RuntimeBuilder {
             let core = Core::start(store.clone(), meta.clone(), core_options(&config), node.clone())
                 .map_err(|source| ServerError::Core { source })?;
             opened.core = Some(core.clone());
+            // Subscribe to the core's readiness before its start-up task can finish: a
+            // `watch::Sender::send` with no receiver does not store the value, so without a
+            // subscriber at that moment the core would never report ready.
+            let mut ready_wait = Box::pin({
+                let core = core.clone();
+                async move { core.wait_ready().await }
+            });
+            let early_ready = ready_wait.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
 
             let metrics = telemetry::install_recorder().map_err(|source| ServerError::Telemetry { source })?;
             telemetry::node::NodeStarted { node_id: &node_id, store: store.kind() }.emit();
@@ -430,6 +479,21 @@ impl RuntimeBuilder {
                     debug!(message = format!("{name} server disabled."), listener = name);
                 }
             }
+
+            let ready_node = node_id.clone();
+            background.spawn("ready-announcer", false, move |token| async move {
+                let ready = match early_ready {
+                    std::task::Poll::Ready(ready) => ready,
+                    std::task::Poll::Pending => tokio::select! {
+                        () = token.cancelled() => false,
+                        ready = ready_wait => ready,
+                    },
+                };
+                if ready {
+                    info!(message = "Node ready.", node_id = %ready_node);
+                }
+                Ok::<_, std::convert::Infallible>(())
+            });
 
             let health_store = store.clone();
             background.spawn_periodic("store-health", false, STORE_HEALTH_PERIOD, move || {
@@ -547,6 +611,12 @@ impl RuntimeHandle {
     /// [`RuntimeHandle::shutdown`]).
     pub fn shutdown_signal(&self) -> ShutdownSignal {
         self.signal.clone()
+    }
+
+    /// Waits until the node is ready (the core's inbox and registration are in place); `false`
+    /// if it shuts down first.
+    pub async fn wait_ready(&self) -> bool {
+        self.core.wait_ready().await
     }
 
     /// Waits until shutdown is requested (a critical task failed, or the signal was triggered).
@@ -685,6 +755,28 @@ mod tests {
             err.to_string().contains("cannot create data directory"),
             "{err}"
         );
+    }
+
+    #[cfg(feature = "embedded")]
+    #[test]
+    fn embedded_options_follow_the_config() {
+        use eventmesh_storage_embedded::FsyncPolicy;
+        let mut c = Config::default();
+        c.node.data_dir = "/d".into();
+        let o = embedded_options(&c);
+        assert_eq!(o.data_dir, PathBuf::from("/d/events"));
+        assert_eq!(o.fsync, FsyncPolicy::Batch);
+        assert_eq!((o.retention_bytes, o.retention_age), (None, None));
+        o.validate().unwrap();
+        c.storage.embedded.fsync = eventmesh_config::FsyncPolicy::Interval;
+        c.storage.embedded.retention_bytes = 1 << 30;
+        c.storage.embedded.retention_age = Duration::from_secs(3600);
+        c.limits.max_event_bytes = 100 << 20;
+        let o = embedded_options(&c);
+        assert_eq!(o.fsync, FsyncPolicy::Interval(Duration::from_millis(100)));
+        assert_eq!(o.retention_bytes, Some(1 << 30));
+        assert_eq!(o.retention_age, Some(Duration::from_secs(3600)));
+        o.validate().unwrap();
     }
 
     #[test]

@@ -70,9 +70,10 @@ fn json(body: &str) -> serde_json::Value {
 #[tokio::test]
 async fn should_answer_health_and_metrics_then_shut_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let handle = Runtime::start(config(dir.path(), StorageKind::Memory))
+    let handle = Runtime::start(config(dir.path(), StorageKind::Embedded))
         .await
         .unwrap();
+    assert!(handle.wait_ready().await);
     let addr = handle.admin_addr();
     assert_ne!(addr.port(), 0, "the bound port is exposed");
 
@@ -89,7 +90,11 @@ async fn should_answer_health_and_metrics_then_shut_down_cleanly() {
     let body = json(&health.body);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["node_id"], handle.node_id());
-    assert_eq!(body["store"], "memory");
+    assert_eq!(body["store"], "embedded");
+    assert!(
+        dir.path().join("events").is_dir(),
+        "the embedded store lives in <data_dir>/events"
+    );
 
     let metrics = get(addr, "/metrics").await;
     assert_eq!(metrics.status, 200);
@@ -219,6 +224,7 @@ async fn should_answer_503_with_the_reason_while_the_store_is_unhealthy() {
         .start()
         .await
         .unwrap();
+    assert!(handle.wait_ready().await);
     let addr = handle.admin_addr();
 
     assert_eq!(get(addr, "/health").await.status, 200);
