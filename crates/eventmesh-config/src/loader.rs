@@ -220,7 +220,7 @@ impl Loader {
                 Err(error) => problems.push(Problem::new(
                     Some(leaf.origin),
                     Some(key),
-                    error.message().to_owned(),
+                    describe_type_error(error.message(), &leaf.value),
                 )),
             }
         }
@@ -253,6 +253,25 @@ impl Loader {
             Err(ConfigError::new(problems))
         }
     }
+}
+
+/// A deserialization message with the offending value and, for addresses, the expected form.
+fn describe_type_error(message: &str, value: &Value) -> String {
+    let shown = value.to_string();
+    let mut out = message.trim_end().to_owned();
+    let already = match value {
+        Value::String(s) => !s.is_empty() && out.contains(s.as_str()),
+        other => out.contains(&other.to_string()),
+    };
+    if !already {
+        out.push_str(&format!(" (got {shown})"));
+    }
+    if out.contains("socket address") {
+        out.push_str(
+            "; expected IP:PORT such as 127.0.0.1:10000 (host names are not accepted here)",
+        );
+    }
+    out
 }
 
 fn type_name(v: &Value) -> &'static str {

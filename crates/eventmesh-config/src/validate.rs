@@ -164,7 +164,7 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
             "delivery.backoff_initial",
             "delivery.backoff_max",
             format!(
-                "({}) must not exceed `delivery.backoff_max` ({})",
+                "is {}; it must not exceed `delivery.backoff_max` ({})",
                 fmt_dur(d.backoff_initial),
                 fmt_dur(d.backoff_max)
             ),
@@ -181,7 +181,7 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
             "delivery.crash_lease",
             "delivery.ack_timeout",
             format!(
-                "({}) must be longer than `delivery.ack_timeout` ({}), or the store would redeliver events the core still tracks",
+                "is {}; it must be longer than `delivery.ack_timeout` ({}), or the store would redeliver events the core still tracks",
                 fmt_dur(d.crash_lease),
                 fmt_dur(d.ack_timeout)
             ),

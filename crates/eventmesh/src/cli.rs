@@ -10,7 +10,7 @@ use eventmesh_config::{Loader, Origin};
 
 /// EventMesh-rs: an event mesh (publish/subscribe, request-reply) with a durable embedded store.
 #[derive(Debug, Parser)]
-#[command(name = "eventmesh", version, about, long_about = None, propagate_version = true)]
+#[command(name = "eventmesh", version, propagate_version = true)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
