@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::support::{
-    Background, Ctx, EventSet, IDLE, expect_quiet, expect_settled, fetch, lock,
+    Background, CLOCK_SLACK, Ctx, EventSet, IDLE, expect_quiet, expect_settled, fetch, lock,
     publish_concurrently, subscribe, unique_group,
 };
 use super::{EVENTS, KitFailure, MEMBERS, NACK_EVERY, PUBLISHERS, StoreFactory};
@@ -126,7 +126,7 @@ impl Tracker {
             }
             if let Some(h) = ev.hold {
                 ensure!(
-                    now >= h.until,
+                    now + CLOCK_SLACK >= h.until,
                     NAME,
                     "event #{idx} (offset {}) handed to member {member} with delivery_count {} while member {}'s lease on it had at least {} ms left (not acked, not nacked)",
                     d.offset,
