@@ -2,13 +2,14 @@
 //!
 //! [`Runtime::start`] brings a node up in this order, undoing what it did if a step fails:
 //! 1. validates the configuration;
-//! 2. opens the data directory (created when missing) and locks it (`eventmesh.lock`: one process
+//! 2. installs the Prometheus recorder (process-wide, once), so every metric is recorded;
+//! 3. opens the data directory (created when missing) and locks it (`eventmesh.lock`: one process
 //!    per data directory);
-//! 3. resolves the node id (configured, or generated once and kept in `<data_dir>/node_id`) and
+//! 4. resolves the node id (configured, or generated once and kept in `<data_dir>/node_id`) and
 //!    the advertise address;
-//! 4. opens the event store (`storage.type`) and the metadata store;
-//! 5. starts the delivery core;
-//! 6. installs the Prometheus recorder and binds the admin listener;
+//! 5. opens the event store (`storage.type`; the embedded one in `<data_dir>/events`) and the
+//!    metadata store;
+//! 6. starts the delivery core and binds the admin listener;
 //! 7. records the protocol listeners (not yet implemented in this build).
 //!
 //! [`RuntimeHandle::shutdown`] stops it in the opposite order within `shutdown.timeout`:
@@ -390,6 +391,9 @@ impl RuntimeBuilder {
         let config = self.config;
         config.validate()?;
         let started = Instant::now();
+        // First, so metric handles taken while the store and the core start are real ones.
+        let metrics =
+            telemetry::install_recorder().map_err(|source| ServerError::Telemetry { source })?;
         let data_dir = config.node.data_dir.clone();
         let mut lock = Some(open_data_dir(&data_dir)?);
         let node_id = resolve_node_id(&config.node.id, &data_dir)?;
@@ -432,7 +436,6 @@ impl RuntimeBuilder {
             });
             let early_ready = ready_wait.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
 
-            let metrics = telemetry::install_recorder().map_err(|source| ServerError::Telemetry { source })?;
             telemetry::node::NodeStarted { node_id: &node_id, store: store.kind() }.emit();
 
             let signal = ShutdownSignal::new();
