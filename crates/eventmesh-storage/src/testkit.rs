@@ -27,6 +27,29 @@
 //! deliberately faulty wrappers of the backend ([`faults`]) and asserts that the kit catches each
 //! fault: the proof that the scenarios have teeth on that backend.
 //!
+//! The macros name this crate `eventmesh_storage` (and its re-exported tokio), so a backend must
+//! depend on it under that name. The generated tests need nothing else from the backend crate.
+//!
+//! # Faults the kit is proven to catch
+//!
+//! Each row is asserted by `fault_detection_tests!` (on the memory and the embedded store): every
+//! scenario listed must fail against a store with that fault, and the faithful wrapper must pass.
+//!
+//! | fault ([`faults::Fault`]) | scenarios that fail |
+//! | --- | --- |
+//! | `DropAcks`: one ack in 50 ignored | order (events left in flight), clustering (redelivered after ack), restart (acked event back) |
+//! | `ReorderFetch`: two deliveries swapped in one fetch in 7 | order, clustering, broadcasting, replay |
+//! | `LoseOnRestart`: the last 5 events per topic lost on close | restart (events missing) |
+//! | `DuplicateDelivery`: one delivery in 100 handed out twice | order, clustering, broadcasting, replay |
+//! | `RedeliverAfterAck`: one acked delivery in 40 handed out again | order, clustering, broadcasting, replay |
+//! | `IgnoreNackDelay` | nack/lease (came back before its delay) |
+//! | `IgnoreExtendLease` | nack/lease (came back before its extended lease) |
+//! | `FreezeDeliveryCount`: counts always 1 | clustering, nack/lease |
+//! | `SharedBroadcastCursor`: members share one cursor | broadcasting, replay |
+//! | `ResubscribeResets`: subscribe moves an existing cursor | broadcasting, replay, restart |
+//! | `SeekIgnored` | replay |
+//! | `CloseIgnored` | restart, admin |
+//!
 //! # Rules
 //!
 //! * A scenario returns `Err(KitFailure)` naming exactly what was violated (event, offset, member,
