@@ -467,6 +467,7 @@ pub async fn check_detection(
                 report.skipped()
             ));
         }
+        print!("{report}");
         return Ok(report.to_string());
     }
     let mut summary = String::new();
