@@ -347,8 +347,8 @@ impl DispatchState {
         std::mem::take(&mut self.ops)
     }
 
-    /// Returns everything held (in flight and ready) to the store at once: on shutdown and when the
-    /// dispatcher stops.
+    /// Returns everything held (in flight and ready) to the store at once and lets the members
+    /// go: on shutdown and when the dispatcher stops.
     pub(crate) fn return_all(&mut self) {
         for (_, f) in self.inflight.drain() {
             if let Some(m) = self.members.iter().find(|m| m.id == f.member) {
@@ -367,6 +367,9 @@ impl DispatchState {
                 delay: Duration::ZERO,
             });
         }
+        // Nothing will be pushed any more: dropping the members' senders lets adapters see their
+        // push channels close once no other dispatcher uses them.
+        self.members.clear();
     }
 
     /// Expires ack timeouts, extends leases, pushes ready events to members with room, and says

@@ -44,19 +44,24 @@ pub async fn node_on(
     meta: EmbeddedMeta,
     options: CoreOptions,
 ) -> Node {
+    let core = core_on(id, Arc::new(store.clone()), meta.clone(), options).await;
+    Node { core, store, meta }
+}
+
+/// A ready core named `id` on any store.
+pub async fn core_on(
+    id: &str,
+    store: Arc<dyn EventStore>,
+    meta: EmbeddedMeta,
+    options: CoreOptions,
+) -> Arc<Core> {
     let identity = NodeIdentity {
         node_id: id.to_owned(),
         advertise: format!("{id}.local:10000"),
     };
-    let core = Core::start(
-        Arc::new(store.clone()),
-        Arc::new(meta.clone()),
-        options,
-        identity,
-    )
-    .expect("core starts");
+    let core = Core::start(store, Arc::new(meta), options, identity).expect("core starts");
     assert!(core.wait_ready().await, "core becomes ready");
-    Node { core, store, meta }
+    core
 }
 
 pub fn session(core: &Core, identity: &str) -> SessionHandle {
