@@ -29,20 +29,30 @@ fn batch(topic: &Topic, size: usize) -> Vec<EventRecord> {
         .map(|i| {
             EventRecord::new(
                 topic.clone(),
-                CloudEvent::new(format!("id-{i}"), "/bench", "bench.event")
-                    .with_data("application/octet-stream", Bytes::from(vec![(i % 251) as u8; size])),
+                CloudEvent::new(format!("id-{i}"), "/bench", "bench.event").with_data(
+                    "application/octet-stream",
+                    Bytes::from(vec![(i % 251) as u8; size]),
+                ),
             )
         })
         .collect()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 fn open(dir: &std::path::Path, fsync: FsyncPolicy) -> EmbeddedStore {
     // Keep the disk use of a long run bounded: retain at most 1 GiB per topic.
-    let opts = EmbeddedOptions { fsync, retention_bytes: Some(1 << 30), ..EmbeddedOptions::new(dir) };
+    let opts = EmbeddedOptions {
+        fsync,
+        retention_bytes: Some(1 << 30),
+        ..EmbeddedOptions::new(dir)
+    };
     EmbeddedStore::open(opts).expect("open the store")
 }
 
@@ -55,10 +65,14 @@ fn append(c: &mut Criterion) {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = open(dir.path(), policy);
             let topic = Topic::new("bench").expect("topic");
-            rt.block_on(store.create_topic(&topic)).expect("create topic");
+            rt.block_on(store.create_topic(&topic))
+                .expect("create topic");
             let records = batch(&topic, size);
             g.bench_with_input(BenchmarkId::new(name, size), &records, |b, records| {
-                b.iter(|| rt.block_on(store.publish(&topic, black_box(records))).expect("publish"));
+                b.iter(|| {
+                    rt.block_on(store.publish(&topic, black_box(records)))
+                        .expect("publish")
+                });
             });
             rt.block_on(store.close()).expect("close");
         }
@@ -70,7 +84,8 @@ fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(open(dir.path(), FsyncPolicy::Batch));
     let topic = Topic::new("bench").expect("topic");
-    rt.block_on(store.create_topic(&topic)).expect("create topic");
+    rt.block_on(store.create_topic(&topic))
+        .expect("create topic");
     let records = Arc::new(batch(&topic, 128));
     g.bench_function(BenchmarkId::new("batch", 128), |b| {
         b.iter(|| {
@@ -96,22 +111,34 @@ fn read_back(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(dir.path(), FsyncPolicy::Never);
     let topic = Topic::new("bench").expect("topic");
-    rt.block_on(store.create_topic(&topic)).expect("create topic");
+    rt.block_on(store.create_topic(&topic))
+        .expect("create topic");
     let records = batch(&topic, 128);
     for _ in 0..200 {
-        rt.block_on(store.publish(&topic, &records)).expect("publish");
+        rt.block_on(store.publish(&topic, &records))
+            .expect("publish");
     }
     let mut g = c.benchmark_group("fetch");
     g.throughput(Throughput::Elements(BATCH as u64));
     let cursor = ConsumerRef::clustering(topic.clone(), GroupName::new("fetch").expect("group"));
-    rt.block_on(store.subscribe(&cursor, StartFrom::Earliest)).expect("subscribe");
+    rt.block_on(store.subscribe(&cursor, StartFrom::Earliest))
+        .expect("subscribe");
     g.bench_function(BenchmarkId::from_parameter(128), |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut d = store.fetch(&cursor, BATCH, Duration::from_secs(3600), Duration::ZERO).await.expect("fetch");
+                let mut d = store
+                    .fetch(&cursor, BATCH, Duration::from_secs(3600), Duration::ZERO)
+                    .await
+                    .expect("fetch");
                 if d.is_empty() {
-                    store.seek(&cursor, StartFrom::Earliest).await.expect("seek");
-                    d = store.fetch(&cursor, BATCH, Duration::from_secs(3600), Duration::ZERO).await.expect("fetch");
+                    store
+                        .seek(&cursor, StartFrom::Earliest)
+                        .await
+                        .expect("seek");
+                    d = store
+                        .fetch(&cursor, BATCH, Duration::from_secs(3600), Duration::ZERO)
+                        .await
+                        .expect("fetch");
                 }
                 black_box(d)
             })
@@ -122,14 +149,24 @@ fn read_back(c: &mut Criterion) {
     let mut g = c.benchmark_group("consume");
     g.throughput(Throughput::Elements(BATCH as u64));
     let cursor = ConsumerRef::clustering(topic.clone(), GroupName::new("consume").expect("group"));
-    rt.block_on(store.subscribe(&cursor, StartFrom::Earliest)).expect("subscribe");
+    rt.block_on(store.subscribe(&cursor, StartFrom::Earliest))
+        .expect("subscribe");
     g.bench_function(BenchmarkId::from_parameter(128), |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut d = store.fetch(&cursor, BATCH, Duration::from_secs(3600), Duration::ZERO).await.expect("fetch");
+                let mut d = store
+                    .fetch(&cursor, BATCH, Duration::from_secs(3600), Duration::ZERO)
+                    .await
+                    .expect("fetch");
                 if d.is_empty() {
-                    store.seek(&cursor, StartFrom::Earliest).await.expect("seek");
-                    d = store.fetch(&cursor, BATCH, Duration::from_secs(3600), Duration::ZERO).await.expect("fetch");
+                    store
+                        .seek(&cursor, StartFrom::Earliest)
+                        .await
+                        .expect("seek");
+                    d = store
+                        .fetch(&cursor, BATCH, Duration::from_secs(3600), Duration::ZERO)
+                        .await
+                        .expect("fetch");
                 }
                 let tokens: Vec<_> = d.iter().map(|d| d.token.clone()).collect();
                 store.ack(&cursor, &tokens).await.expect("ack");

@@ -73,6 +73,7 @@ pub(crate) fn put_framed(out: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) {
     f(out);
     let body_len = out.len() - start - 8;
     let crc = crc32c::crc32c(&out[start + 8..]);
-    out[start..start + 4].copy_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
+    out[start..start + 4]
+        .copy_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }

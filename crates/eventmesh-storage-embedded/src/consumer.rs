@@ -32,7 +32,11 @@ pub(crate) fn wall_ms() -> i64 {
 }
 
 fn clock(lease: Duration) -> Clock {
-    Clock { now: Instant::now(), now_ms: wall_ms(), lease }
+    Clock {
+        now: Instant::now(),
+        now_ms: wall_ms(),
+        lease,
+    }
 }
 
 struct Inner {
@@ -54,7 +58,13 @@ impl Inner {
         for part in 0..self.st.parts.len() {
             if self.st.parts[part].committed < log_start {
                 let part = u32::try_from(part).unwrap_or(u32::MAX);
-                self.record(Op::Skip { part, start: log_start }, clock);
+                self.record(
+                    Op::Skip {
+                        part,
+                        start: log_start,
+                    },
+                    clock,
+                );
             }
         }
     }
@@ -98,7 +108,9 @@ pub(crate) struct Cursor {
 
 impl std::fmt::Debug for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cursor").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Cursor")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,14 +124,34 @@ impl Cursor {
         positions: &[u64],
         compact_bytes: u64,
     ) -> Result<Cursor, StorageError> {
-        let files = CursorFiles { dir, stem: identity.stem() };
-        vfs.create_dir_all(&files.dir).map_err(|e| io_err(&files.dir, e))?;
+        let files = CursorFiles {
+            dir,
+            stem: identity.stem(),
+        };
+        vfs.create_dir_all(&files.dir)
+            .map_err(|e| io_err(&files.dir, e))?;
         let st = CursorState::new(rand::random::<u64>(), positions);
         let jpath = files.journal(0);
-        let file = vfs.open(&jpath, OpenMode::Truncate).map_err(|e| io_err(&jpath, e))?;
-        write_file_atomic(vfs.as_ref(), &files.snapshot(), &encode_snapshot(&identity, 0, &st))?;
+        let file = vfs
+            .open(&jpath, OpenMode::Truncate)
+            .map_err(|e| io_err(&jpath, e))?;
+        write_file_atomic(
+            vfs.as_ref(),
+            &files.snapshot(),
+            &encode_snapshot(&identity, 0, &st),
+        )?;
         info!(message = "Created cursor.", cursor = %name, position = positions.first().copied().unwrap_or(0));
-        Ok(Self::build(vfs, files, identity, name, st, 0, file, 0, compact_bytes))
+        Ok(Self::build(
+            vfs,
+            files,
+            identity,
+            name,
+            st,
+            0,
+            file,
+            0,
+            compact_bytes,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -136,7 +168,11 @@ impl Cursor {
     ) -> Cursor {
         Cursor {
             name,
-            inner: Mutex::new(Inner { st, pending: Vec::new(), appended: 0 }),
+            inner: Mutex::new(Inner {
+                st,
+                pending: Vec::new(),
+                appended: 0,
+            }),
             io: Arc::new(tokio::sync::Mutex::new(JournalIo {
                 vfs: Arc::clone(vfs),
                 files,
@@ -163,15 +199,24 @@ impl Cursor {
         log_next: u64,
         compact_bytes: u64,
     ) -> Result<(Cursor, Identity, u64), StorageError> {
-        let files = CursorFiles { dir, stem: stem.to_owned() };
+        let files = CursorFiles {
+            dir,
+            stem: stem.to_owned(),
+        };
         let snap_path = files.snapshot();
         let c = clock(Duration::ZERO);
-        let (identity, generation, mut st) = decode_snapshot(&snap_path, &read_file(vfs.as_ref(), &snap_path)?, &c)?;
+        let (identity, generation, mut st) =
+            decode_snapshot(&snap_path, &read_file(vfs.as_ref(), &snap_path)?, &c)?;
         if identity.topic != topic || identity.stem() != stem {
             return Err(StorageError::Corrupt {
                 path: snap_path,
                 offset: 0,
-                reason: format!("snapshot belongs to cursor {}/{} of topic `{}`", identity.group, identity.member.as_deref().unwrap_or("-"), identity.topic),
+                reason: format!(
+                    "snapshot belongs to cursor {}/{} of topic `{}`",
+                    identity.group,
+                    identity.member.as_deref().unwrap_or("-"),
+                    identity.topic
+                ),
             });
         }
         let jpath = files.journal(generation);
@@ -181,7 +226,17 @@ impl Cursor {
             Some(m) => format!("{topic}/{}/{m}", identity.group),
             None => format!("{topic}/{}", identity.group),
         };
-        let cursor = Self::build(vfs, files, identity.clone(), name, st, generation, file, len, compact_bytes);
+        let cursor = Self::build(
+            vfs,
+            files,
+            identity.clone(),
+            name,
+            st,
+            generation,
+            file,
+            len,
+            compact_bytes,
+        );
         let rewound = {
             let mut inner = cursor.inner.lock();
             inner.clamp(log_start, &c);
@@ -219,11 +274,17 @@ impl Cursor {
     /// Writes a snapshot of the current state and starts a new journal generation. Blocking;
     /// only used while nobody else can flush (loading).
     fn compact_now(&self) -> Result<(), StorageError> {
-        let mut io = self.io.try_lock().map_err(|_| StorageError::Backend("cursor journal busy during load (a bug)".into()))?;
+        let mut io = self
+            .io
+            .try_lock()
+            .map_err(|_| StorageError::Backend("cursor journal busy during load (a bug)".into()))?;
         let (snap, upto) = {
             let mut inner = self.inner.lock();
             inner.pending.clear();
-            (encode_snapshot(&io.identity, io.generation + 1, &inner.st), inner.appended)
+            (
+                encode_snapshot(&io.identity, io.generation + 1, &inner.st),
+                inner.appended,
+            )
         };
         compact(&mut io, &snap)?;
         self.progress.written.fetch_max(upto, Ordering::AcqRel);
@@ -236,14 +297,18 @@ impl Cursor {
             return Err(StorageError::UnknownConsumer(self.name.clone()));
         }
         match &*self.progress.failed.lock() {
-            Some(why) => Err(StorageError::Unavailable(format!("cursor `{}` failed ({why}); reopen the store", self.name))),
+            Some(why) => Err(StorageError::Unavailable(format!(
+                "cursor `{}` failed ({why}); reopen the store",
+                self.name
+            ))),
             None => Ok(()),
         }
     }
 
     fn done(&self, ticket: u64, sync: bool) -> bool {
         let p = &self.progress;
-        p.written.load(Ordering::Acquire) >= ticket && (!sync || p.synced.load(Ordering::Acquire) >= ticket)
+        p.written.load(Ordering::Acquire) >= ticket
+            && (!sync || p.synced.load(Ordering::Acquire) >= ticket)
     }
 
     /// The ticket of the last op appended.
@@ -292,7 +357,13 @@ impl Cursor {
     }
 
     /// Plans a fetch: due redeliveries first, then new events up to `log_next`.
-    pub(crate) fn plan_fetch(&self, max: usize, lease: Duration, log_start: u64, log_next: u64) -> Result<Plan, StorageError> {
+    pub(crate) fn plan_fetch(
+        &self,
+        max: usize,
+        lease: Duration,
+        log_start: u64,
+        log_next: u64,
+    ) -> Result<Plan, StorageError> {
         self.check()?;
         let c = clock(lease);
         let mut inner = self.inner.lock();
@@ -302,20 +373,55 @@ impl Cursor {
         let part = 0u32;
         let due = inner.st.parts[part as usize].due(c.now, max);
         for seq in due {
-            let count = inner.st.parts[part as usize].inflight.get(&seq).map_or(1, |f| f.count.saturating_add(1));
+            let count = inner.st.parts[part as usize]
+                .inflight
+                .get(&seq)
+                .map_or(1, |f| f.count.saturating_add(1));
             inner.record(Op::Redeliver { part, seq, count }, &c);
-            items.push((part, seq, count, Token { cursor_id: id, epoch, part, seq, count }));
+            items.push((
+                part,
+                seq,
+                count,
+                Token {
+                    cursor_id: id,
+                    epoch,
+                    part,
+                    seq,
+                    count,
+                },
+            ));
         }
         let next = inner.st.parts[part as usize].next;
         let room = (max - items.len()) as u64;
         let to = log_next.min(next.saturating_add(room));
         if to > next {
-            inner.record(Op::Deliver { part, from: next, to }, &c);
+            inner.record(
+                Op::Deliver {
+                    part,
+                    from: next,
+                    to,
+                },
+                &c,
+            );
             for seq in next..to {
-                items.push((part, seq, 1, Token { cursor_id: id, epoch, part, seq, count: 1 }));
+                items.push((
+                    part,
+                    seq,
+                    1,
+                    Token {
+                        cursor_id: id,
+                        epoch,
+                        part,
+                        seq,
+                        count: 1,
+                    },
+                ));
             }
         }
-        Ok(Plan { items, ticket: inner.appended })
+        Ok(Plan {
+            items,
+            ticket: inner.appended,
+        })
     }
 
     /// Forgets deliveries whose events retention deleted before they could be read.
@@ -326,10 +432,20 @@ impl Cursor {
 
     /// The earliest redelivery deadline.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.inner.lock().st.parts.iter().filter_map(|p| p.next_due()).min()
+        self.inner
+            .lock()
+            .st
+            .parts
+            .iter()
+            .filter_map(|p| p.next_due())
+            .min()
     }
 
-    fn decode_all(&self, inner: &Inner, tokens: &[eventmesh_storage::AckToken]) -> Result<Vec<(Token, TokenCheck)>, StorageError> {
+    fn decode_all(
+        &self,
+        inner: &Inner,
+        tokens: &[eventmesh_storage::AckToken],
+    ) -> Result<Vec<(Token, TokenCheck)>, StorageError> {
         tokens
             .iter()
             .map(|t| {
@@ -341,7 +457,11 @@ impl Cursor {
     }
 
     /// Marks deliveries done; returns the ticket to flush. Every token is checked first.
-    pub(crate) fn ack(&self, tokens: &[eventmesh_storage::AckToken], log_start: u64) -> Result<u64, StorageError> {
+    pub(crate) fn ack(
+        &self,
+        tokens: &[eventmesh_storage::AckToken],
+        log_start: u64,
+    ) -> Result<u64, StorageError> {
         self.check()?;
         let c = clock(Duration::ZERO);
         let mut inner = self.inner.lock();
@@ -350,7 +470,10 @@ impl Cursor {
         let mut by_part: Vec<Vec<u64>> = vec![Vec::new(); inner.st.parts.len()];
         for (tok, check) in checked {
             let ps = &inner.st.parts[tok.part as usize];
-            if check == TokenCheck::Current && tok.seq >= ps.committed && !ps.acked.contains(&tok.seq) {
+            if check == TokenCheck::Current
+                && tok.seq >= ps.committed
+                && !ps.acked.contains(&tok.seq)
+            {
                 by_part[tok.part as usize].push(tok.seq);
             }
         }
@@ -364,16 +487,32 @@ impl Cursor {
     }
 
     /// Gives a delivery back for redelivery after `delay`; returns the ticket to flush.
-    pub(crate) fn nack(&self, token: &eventmesh_storage::AckToken, delay: Duration) -> Result<u64, StorageError> {
+    pub(crate) fn nack(
+        &self,
+        token: &eventmesh_storage::AckToken,
+        delay: Duration,
+    ) -> Result<u64, StorageError> {
         self.check()?;
         let c = clock(Duration::ZERO);
         let mut inner = self.inner.lock();
-        let (tok, check) = self.decode_all(&inner, std::slice::from_ref(token))?.remove(0);
-        let current = inner.st.parts[tok.part as usize].inflight.get(&tok.seq).is_some_and(|f| f.count == tok.count);
+        let (tok, check) = self
+            .decode_all(&inner, std::slice::from_ref(token))?
+            .remove(0);
+        let current = inner.st.parts[tok.part as usize]
+            .inflight
+            .get(&tok.seq)
+            .is_some_and(|f| f.count == tok.count);
         if check == TokenCheck::Current && current {
             let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
             let not_before_ms = c.now_ms.saturating_add(delay_ms).max(1);
-            inner.record(Op::Nack { part: tok.part, seq: tok.seq, not_before_ms }, &c);
+            inner.record(
+                Op::Nack {
+                    part: tok.part,
+                    seq: tok.seq,
+                    not_before_ms,
+                },
+                &c,
+            );
             if let Some(ps) = inner.st.parts.get_mut(tok.part as usize) {
                 // The op fixed the due time from wall-clock milliseconds; use the exact delay.
                 ps.set_due(tok.seq, c.now + delay, not_before_ms, None);
@@ -383,13 +522,20 @@ impl Cursor {
     }
 
     /// Extends the leases of current deliveries (not journaled: leases end at a restart anyway).
-    pub(crate) fn extend(&self, tokens: &[eventmesh_storage::AckToken], lease: Duration) -> Result<(), StorageError> {
+    pub(crate) fn extend(
+        &self,
+        tokens: &[eventmesh_storage::AckToken],
+        lease: Duration,
+    ) -> Result<(), StorageError> {
         self.check()?;
         let now = Instant::now();
         let mut inner = self.inner.lock();
         for (tok, check) in self.decode_all(&inner, tokens)? {
             let ps = &mut inner.st.parts[tok.part as usize];
-            let leased = ps.inflight.get(&tok.seq).is_some_and(|f| f.count == tok.count && f.not_before_ms == 0);
+            let leased = ps
+                .inflight
+                .get(&tok.seq)
+                .is_some_and(|f| f.count == tok.count && f.not_before_ms == 0);
             if check == TokenCheck::Current && leased {
                 ps.set_due(tok.seq, now + lease, 0, None);
             }
@@ -417,11 +563,18 @@ impl Cursor {
         let c = clock(Duration::ZERO);
         let mut inner = self.inner.lock();
         inner.clamp(log_start, &c);
-        let mut info = CursorInfo { committed: Vec::new(), in_flight: 0, backlog: Some(0) };
+        let mut info = CursorInfo {
+            committed: Vec::new(),
+            in_flight: 0,
+            backlog: Some(0),
+        };
         for (p, ps) in inner.st.parts.iter().enumerate() {
-            info.committed.push((u32::try_from(p).unwrap_or(u32::MAX), ps.committed));
+            info.committed
+                .push((u32::try_from(p).unwrap_or(u32::MAX), ps.committed));
             info.in_flight += ps.inflight.len() as u64;
-            let open = log_next.saturating_sub(ps.committed).saturating_sub(ps.acked.len() as u64);
+            let open = log_next
+                .saturating_sub(ps.committed)
+                .saturating_sub(ps.acked.len() as u64);
             info.backlog = info.backlog.map(|b| b + open);
         }
         Ok(info)
@@ -484,7 +637,10 @@ fn flush_blocking(
 fn compact(io: &mut JournalIo, snap: &[u8]) -> Result<(), StorageError> {
     let next = io.generation + 1;
     let new_path = io.files.journal(next);
-    let file = io.vfs.open(&new_path, OpenMode::Truncate).map_err(|e| io_err(&new_path, e))?;
+    let file = io
+        .vfs
+        .open(&new_path, OpenMode::Truncate)
+        .map_err(|e| io_err(&new_path, e))?;
     write_file_atomic(io.vfs.as_ref(), &io.files.snapshot(), snap)?;
     let old = io.files.journal(io.generation);
     if let Err(e) = io.vfs.remove_file(&old) {
@@ -499,7 +655,10 @@ fn compact(io: &mut JournalIo, snap: &[u8]) -> Result<(), StorageError> {
 
 /// The cursor stems present in a `cursors/` directory (snapshots), deleting leftovers:
 /// temporary files and journals of other generations are removed by [`cleanup_leftovers`].
-pub(crate) fn list_stems(vfs: &dyn Vfs, dir: &std::path::Path) -> Result<Vec<String>, StorageError> {
+pub(crate) fn list_stems(
+    vfs: &dyn Vfs,
+    dir: &std::path::Path,
+) -> Result<Vec<String>, StorageError> {
     if !vfs.exists(dir).map_err(|e| io_err(dir, e))? {
         return Ok(Vec::new());
     }
@@ -516,7 +675,11 @@ pub(crate) fn list_stems(vfs: &dyn Vfs, dir: &std::path::Path) -> Result<Vec<Str
 }
 
 /// Removes temporary files and journals no snapshot refers to. Blocking.
-pub(crate) fn cleanup_leftovers(vfs: &dyn Vfs, dir: &std::path::Path, live: &[(String, u64)]) -> Result<(), StorageError> {
+pub(crate) fn cleanup_leftovers(
+    vfs: &dyn Vfs,
+    dir: &std::path::Path,
+    live: &[(String, u64)],
+) -> Result<(), StorageError> {
     if !vfs.exists(dir).map_err(|e| io_err(dir, e))? {
         return Ok(());
     }
@@ -526,14 +689,22 @@ pub(crate) fn cleanup_leftovers(vfs: &dyn Vfs, dir: &std::path::Path, live: &[(S
         }
         let path = dir.join(&e.name);
         let keep = live.iter().any(|(stem, generation)| {
-            CursorFiles { dir: dir.to_path_buf(), stem: stem.clone() }.journal(*generation) == path
+            CursorFiles {
+                dir: dir.to_path_buf(),
+                stem: stem.clone(),
+            }
+            .journal(*generation)
+                == path
         });
         if !keep {
-            let what = if e.name.ends_with(".tmp") { "temporary file" } else { "stale journal" };
+            let what = if e.name.ends_with(".tmp") {
+                "temporary file"
+            } else {
+                "stale journal"
+            };
             debug!(message = "Removing a cursor file no snapshot refers to.", path = %path.display(), what);
             vfs.remove_file(&path).map_err(|e| io_err(&path, e))?;
         }
     }
     Ok(())
 }
-

@@ -39,10 +39,20 @@ pub(crate) struct PartState {
 
 impl PartState {
     pub(crate) fn at(pos: u64) -> Self {
-        PartState { committed: pos, next: pos, ..Default::default() }
+        PartState {
+            committed: pos,
+            next: pos,
+            ..Default::default()
+        }
     }
 
-    pub(crate) fn set_due(&mut self, seq: u64, due: Instant, not_before_ms: i64, count: Option<u32>) {
+    pub(crate) fn set_due(
+        &mut self,
+        seq: u64,
+        due: Instant,
+        not_before_ms: i64,
+        count: Option<u32>,
+    ) {
         if let Some(f) = self.inflight.get_mut(&seq) {
             self.timers.remove(&(f.due, seq));
             f.due = due;
@@ -67,7 +77,12 @@ impl PartState {
 
     /// In-flight events due at `now`, earliest first.
     pub(crate) fn due(&self, now: Instant, max: usize) -> Vec<u64> {
-        self.timers.iter().take_while(|(t, _)| *t <= now).take(max).map(|(_, s)| *s).collect()
+        self.timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .take(max)
+            .map(|(_, s)| *s)
+            .collect()
     }
 }
 
@@ -81,7 +96,11 @@ pub(crate) enum Op {
     /// Events done.
     Ack { part: u32, seqs: Vec<u64> },
     /// An in-flight event given back, not to be redelivered before `not_before_ms`.
-    Nack { part: u32, seq: u64, not_before_ms: i64 },
+    Nack {
+        part: u32,
+        seq: u64,
+        not_before_ms: i64,
+    },
     /// The cursor moved: everything is forgotten and both positions set to `pos`.
     Seek { epoch: u32, part: u32, pos: u64 },
     /// Retention moved the log start to `start`: positions below it move up.
@@ -118,7 +137,11 @@ impl Op {
                     put_u64(out, *s);
                 }
             }
-            Op::Nack { part, seq, not_before_ms } => {
+            Op::Nack {
+                part,
+                seq,
+                not_before_ms,
+            } => {
                 out.push(OP_NACK);
                 put_u32(out, *part);
                 put_u64(out, *seq);
@@ -141,8 +164,16 @@ impl Op {
     pub(crate) fn decode(body: &[u8]) -> Option<Op> {
         let mut r = Reader::new(body);
         let op = match r.u8()? {
-            OP_DELIVER => Op::Deliver { part: r.u32()?, from: r.u64()?, to: r.u64()? },
-            OP_REDELIVER => Op::Redeliver { part: r.u32()?, seq: r.u64()?, count: r.u32()? },
+            OP_DELIVER => Op::Deliver {
+                part: r.u32()?,
+                from: r.u64()?,
+                to: r.u64()?,
+            },
+            OP_REDELIVER => Op::Redeliver {
+                part: r.u32()?,
+                seq: r.u64()?,
+                count: r.u32()?,
+            },
             OP_ACK => {
                 let part = r.u32()?;
                 let n = r.u32()? as usize;
@@ -155,9 +186,20 @@ impl Op {
                 }
                 Op::Ack { part, seqs }
             }
-            OP_NACK => Op::Nack { part: r.u32()?, seq: r.u64()?, not_before_ms: r.i64()? },
-            OP_SEEK => Op::Seek { epoch: r.u32()?, part: r.u32()?, pos: r.u64()? },
-            OP_SKIP => Op::Skip { part: r.u32()?, start: r.u64()? },
+            OP_NACK => Op::Nack {
+                part: r.u32()?,
+                seq: r.u64()?,
+                not_before_ms: r.i64()?,
+            },
+            OP_SEEK => Op::Seek {
+                epoch: r.u32()?,
+                part: r.u32()?,
+                pos: r.u64()?,
+            },
+            OP_SKIP => Op::Skip {
+                part: r.u32()?,
+                start: r.u64()?,
+            },
             _ => return None,
         };
         r.is_empty().then_some(op)
@@ -192,7 +234,11 @@ pub(crate) struct CursorState {
 
 impl CursorState {
     pub(crate) fn new(id: u64, positions: &[u64]) -> Self {
-        CursorState { id, epoch: 0, parts: positions.iter().map(|p| PartState::at(*p)).collect() }
+        CursorState {
+            id,
+            epoch: 0,
+            parts: positions.iter().map(|p| PartState::at(*p)).collect(),
+        }
     }
 
     fn part(&mut self, p: u32) -> Option<&mut PartState> {
@@ -210,7 +256,14 @@ impl CursorState {
                 }
                 let due = clock.now + clock.lease;
                 for seq in (*from).max(ps.next)..*to {
-                    ps.inflight.insert(seq, InFlight { count: 1, due, not_before_ms: 0 });
+                    ps.inflight.insert(
+                        seq,
+                        InFlight {
+                            count: 1,
+                            due,
+                            not_before_ms: 0,
+                        },
+                    );
                     ps.timers.insert((due, seq));
                 }
                 ps.next = ps.next.max(*to);
@@ -232,7 +285,11 @@ impl CursorState {
                 }
                 ps.advance();
             }
-            Op::Nack { part, seq, not_before_ms } => {
+            Op::Nack {
+                part,
+                seq,
+                not_before_ms,
+            } => {
                 let Some(ps) = self.part(*part) else { return };
                 ps.set_due(*seq, clock.due_at(*not_before_ms), *not_before_ms, None);
             }
@@ -255,7 +312,11 @@ impl CursorState {
     pub(crate) fn reset_timers(&mut self, clock: &Clock) {
         for ps in &mut self.parts {
             ps.timers.clear();
-            let seqs: Vec<(u64, i64)> = ps.inflight.iter().map(|(s, f)| (*s, f.not_before_ms)).collect();
+            let seqs: Vec<(u64, i64)> = ps
+                .inflight
+                .iter()
+                .map(|(s, f)| (*s, f.not_before_ms))
+                .collect();
             for (seq, nb) in seqs {
                 let due = clock.due_at(nb);
                 if let Some(f) = ps.inflight.get_mut(&seq) {
@@ -314,7 +375,14 @@ impl CursorState {
                 let seq = r.u64()?;
                 let count = r.u32()?;
                 let not_before_ms = r.i64()?;
-                ps.inflight.insert(seq, InFlight { count, due: clock.now, not_before_ms });
+                ps.inflight.insert(
+                    seq,
+                    InFlight {
+                        count,
+                        due: clock.now,
+                        not_before_ms,
+                    },
+                );
             }
             parts.push(ps);
         }
@@ -369,9 +437,14 @@ impl Token {
 
     pub(crate) fn decode(t: &AckToken) -> Result<Token, StorageError> {
         let b = &t.0[..];
-        let bad = |why: &str| StorageError::InvalidToken(format!("{why} (not a token of the embedded store)"));
+        let bad = |why: &str| {
+            StorageError::InvalidToken(format!("{why} (not a token of the embedded store)"))
+        };
         if b.len() != TOKEN_LEN {
-            return Err(bad(&format!("token is {} bytes long, expected {TOKEN_LEN}", b.len())));
+            return Err(bad(&format!(
+                "token is {} bytes long, expected {TOKEN_LEN}",
+                b.len()
+            )));
         }
         let (body, crc) = b.split_at(TOKEN_LEN - 4);
         if crc32c::crc32c(body).to_le_bytes() != crc {
@@ -381,7 +454,15 @@ impl Token {
         if r.u8() != Some(TOKEN_VERSION) {
             return Err(bad("unknown token version"));
         }
-        let fields = (|| Some(Token { cursor_id: r.u64()?, epoch: r.u32()?, part: r.u32()?, seq: r.u64()?, count: r.u32()? }))();
+        let fields = (|| {
+            Some(Token {
+                cursor_id: r.u64()?,
+                epoch: r.u32()?,
+                part: r.u32()?,
+                seq: r.u64()?,
+                count: r.u32()?,
+            })
+        })();
         fields.ok_or_else(|| bad("truncated token"))
     }
 }
@@ -399,10 +480,15 @@ impl CursorState {
     /// Checks that a token was issued by this cursor for an event it delivered.
     pub(crate) fn check(&self, t: &Token, cursor: &str) -> Result<TokenCheck, StorageError> {
         if t.cursor_id != self.id {
-            return Err(StorageError::InvalidToken(format!("token was not issued for cursor `{cursor}`")));
+            return Err(StorageError::InvalidToken(format!(
+                "token was not issued for cursor `{cursor}`"
+            )));
         }
         let Some(ps) = self.parts.get(t.part as usize) else {
-            return Err(StorageError::InvalidToken(format!("token names partition {} which does not exist", t.part)));
+            return Err(StorageError::InvalidToken(format!(
+                "token names partition {} which does not exist",
+                t.part
+            )));
         };
         if t.epoch != self.epoch {
             return Ok(TokenCheck::Stale);
@@ -422,17 +508,40 @@ mod tests {
     use super::*;
 
     fn clock(lease_ms: u64) -> Clock {
-        Clock { now: Instant::now(), now_ms: 1_000_000, lease: Duration::from_millis(lease_ms) }
+        Clock {
+            now: Instant::now(),
+            now_ms: 1_000_000,
+            lease: Duration::from_millis(lease_ms),
+        }
     }
 
     #[test]
     fn ops_round_trip() {
         let ops = [
-            Op::Deliver { part: 0, from: 1, to: 9 },
-            Op::Redeliver { part: 0, seq: 3, count: 7 },
-            Op::Ack { part: 0, seqs: vec![1, 2, 5] },
-            Op::Nack { part: 0, seq: 4, not_before_ms: -5 },
-            Op::Seek { epoch: 3, part: 0, pos: 77 },
+            Op::Deliver {
+                part: 0,
+                from: 1,
+                to: 9,
+            },
+            Op::Redeliver {
+                part: 0,
+                seq: 3,
+                count: 7,
+            },
+            Op::Ack {
+                part: 0,
+                seqs: vec![1, 2, 5],
+            },
+            Op::Nack {
+                part: 0,
+                seq: 4,
+                not_before_ms: -5,
+            },
+            Op::Seek {
+                epoch: 3,
+                part: 0,
+                pos: 77,
+            },
             Op::Skip { part: 0, start: 12 },
         ];
         for op in ops {
@@ -448,27 +557,82 @@ mod tests {
     fn acks_advance_the_committed_position() {
         let c = clock(1000);
         let mut st = CursorState::new(1, &[10]);
-        st.apply(&Op::Deliver { part: 0, from: 10, to: 15 }, &c);
-        st.apply(&Op::Ack { part: 0, seqs: vec![11, 12] }, &c);
+        st.apply(
+            &Op::Deliver {
+                part: 0,
+                from: 10,
+                to: 15,
+            },
+            &c,
+        );
+        st.apply(
+            &Op::Ack {
+                part: 0,
+                seqs: vec![11, 12],
+            },
+            &c,
+        );
         assert_eq!(st.parts[0].committed, 10);
-        st.apply(&Op::Ack { part: 0, seqs: vec![10] }, &c);
+        st.apply(
+            &Op::Ack {
+                part: 0,
+                seqs: vec![10],
+            },
+            &c,
+        );
         assert_eq!(st.parts[0].committed, 13);
         assert_eq!(st.parts[0].inflight.len(), 2);
-        st.apply(&Op::Ack { part: 0, seqs: vec![10, 99] }, &c);
+        st.apply(
+            &Op::Ack {
+                part: 0,
+                seqs: vec![10, 99],
+            },
+            &c,
+        );
         assert_eq!(st.parts[0].committed, 13);
         st.apply(&Op::Skip { part: 0, start: 14 }, &c);
         assert_eq!((st.parts[0].committed, st.parts[0].next), (14, 15));
-        assert_eq!(st.parts[0].inflight.keys().copied().collect::<Vec<_>>(), [14]);
+        assert_eq!(
+            st.parts[0].inflight.keys().copied().collect::<Vec<_>>(),
+            [14]
+        );
     }
 
     #[test]
     fn snapshot_round_trips_and_makes_inflight_due() {
         let c = clock(60_000);
         let mut st = CursorState::new(42, &[0]);
-        st.apply(&Op::Deliver { part: 0, from: 0, to: 5 }, &c);
-        st.apply(&Op::Ack { part: 0, seqs: vec![1, 3] }, &c);
-        st.apply(&Op::Redeliver { part: 0, seq: 0, count: 2 }, &c);
-        st.apply(&Op::Nack { part: 0, seq: 4, not_before_ms: c.now_ms + 5000 }, &c);
+        st.apply(
+            &Op::Deliver {
+                part: 0,
+                from: 0,
+                to: 5,
+            },
+            &c,
+        );
+        st.apply(
+            &Op::Ack {
+                part: 0,
+                seqs: vec![1, 3],
+            },
+            &c,
+        );
+        st.apply(
+            &Op::Redeliver {
+                part: 0,
+                seq: 0,
+                count: 2,
+            },
+            &c,
+        );
+        st.apply(
+            &Op::Nack {
+                part: 0,
+                seq: 4,
+                not_before_ms: c.now_ms + 5000,
+            },
+            &c,
+        );
         let mut b = Vec::new();
         st.encode(&mut b);
         let later = clock(0);
@@ -481,13 +645,25 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_garbage_is_refused() {
-        let t = Token { cursor_id: 9, epoch: 2, part: 0, seq: 77, count: 3 };
+        let t = Token {
+            cursor_id: 9,
+            epoch: 2,
+            part: 0,
+            seq: 77,
+            count: 3,
+        };
         assert_eq!(Token::decode(&t.encode()).unwrap(), t);
         let mut bad = t.encode().0.to_vec();
         bad[10] ^= 1;
-        assert!(matches!(Token::decode(&AckToken(Bytes::from(bad))), Err(StorageError::InvalidToken(_))));
+        assert!(matches!(
+            Token::decode(&AckToken(Bytes::from(bad))),
+            Err(StorageError::InvalidToken(_))
+        ));
         for junk in [&b""[..], b"x", &[0u8; 33]] {
-            assert!(matches!(Token::decode(&AckToken(Bytes::copy_from_slice(junk))), Err(StorageError::InvalidToken(_))));
+            assert!(matches!(
+                Token::decode(&AckToken(Bytes::copy_from_slice(junk))),
+                Err(StorageError::InvalidToken(_))
+            ));
         }
     }
 }

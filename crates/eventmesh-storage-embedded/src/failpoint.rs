@@ -40,7 +40,11 @@ mod imp {
                 let spec = std::env::var("EVENTMESH_FAILPOINT").ok()?;
                 let (name, n) = spec.rsplit_once(':').unwrap_or((spec.as_str(), "1"));
                 let at = n.trim().parse::<u64>().ok().filter(|n| *n > 0)?;
-                Some(Armed { name: name.trim().to_owned(), at, hits: AtomicU64::new(0) })
+                Some(Armed {
+                    name: name.trim().to_owned(),
+                    at,
+                    hits: AtomicU64::new(0),
+                })
             })
             .as_ref()
     }

@@ -42,7 +42,10 @@ impl IndexCadence {
     /// A cadence for a segment that already holds `since` bytes after its last entry (`None`:
     /// an empty segment).
     pub(crate) fn new(interval: u32, since: Option<u64>) -> Self {
-        IndexCadence { interval: u64::from(interval.max(1)), since }
+        IndexCadence {
+            interval: u64::from(interval.max(1)),
+            since,
+        }
     }
 
     /// Called for each frame appended, with its length; returns whether it gets an entry.

@@ -68,12 +68,17 @@ pub(crate) trait Vfs: Send + Sync + fmt::Debug + 'static {
 
 /// Wraps an I/O error with the file it happened on.
 pub(crate) fn io_err(path: &Path, source: io::Error) -> StorageError {
-    StorageError::Io { path: path.to_path_buf(), source }
+    StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Reads a whole (small) file.
 pub(crate) fn read_file(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, StorageError> {
-    let f = vfs.open(path, OpenMode::Existing).map_err(|e| io_err(path, e))?;
+    let f = vfs
+        .open(path, OpenMode::Existing)
+        .map_err(|e| io_err(path, e))?;
     let len = f.len().map_err(|e| io_err(path, e))?;
     let len = usize::try_from(len).map_err(|_| StorageError::Corrupt {
         path: path.to_path_buf(),
@@ -87,9 +92,15 @@ pub(crate) fn read_file(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, StorageEr
 
 /// Replaces `path` atomically with `bytes`: write a temporary file, fsync it, rename it over
 /// `path`, fsync the directory. A crash leaves either the old or the new content.
-pub(crate) fn write_file_atomic(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+pub(crate) fn write_file_atomic(
+    vfs: &dyn Vfs,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
     let tmp = tmp_path(path);
-    let f = vfs.open(&tmp, OpenMode::Truncate).map_err(|e| io_err(&tmp, e))?;
+    let f = vfs
+        .open(&tmp, OpenMode::Truncate)
+        .map_err(|e| io_err(&tmp, e))?;
     f.append(bytes).map_err(|e| io_err(&tmp, e))?;
     f.sync_data().map_err(|e| io_err(&tmp, e))?;
     drop(f);
@@ -154,7 +165,12 @@ fn read_exact_at(f: &File, mut pos: u64, mut buf: &mut [u8]) -> io::Result<()> {
     use std::os::windows::fs::FileExt;
     while !buf.is_empty() {
         match f.seek_read(buf, pos) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past end of file")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "read past end of file",
+                ));
+            }
             Ok(n) => {
                 buf = &mut buf[n..];
                 pos += n as u64;
@@ -196,7 +212,10 @@ impl Vfs for StdVfs {
         for entry in std::fs::read_dir(path)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            out.push(DirEntry { name, is_dir: entry.file_type()?.is_dir() });
+            out.push(DirEntry {
+                name,
+                is_dir: entry.file_type()?.is_dir(),
+            });
         }
         Ok(out)
     }
@@ -236,7 +255,12 @@ impl Vfs for StdVfs {
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send + Sync>>> {
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         match f.try_lock() {
             Ok(()) => Ok(Some(Box::new(f))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),

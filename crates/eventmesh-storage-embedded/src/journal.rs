@@ -88,7 +88,11 @@ pub(crate) fn decode_snapshot(
     bytes: &[u8],
     clock: &Clock,
 ) -> Result<(Identity, u64, CursorState), StorageError> {
-    let corrupt = |reason: &str| StorageError::Corrupt { path: path.to_path_buf(), offset: 0, reason: reason.into() };
+    let corrupt = |reason: &str| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason: reason.into(),
+    };
     if bytes.len() < 4 + SNAP_MAGIC.len() {
         return Err(corrupt("cursor snapshot is truncated"));
     }
@@ -110,7 +114,15 @@ pub(crate) fn decode_snapshot(
             _ => return None,
         };
         let st = CursorState::decode(&mut r, clock)?;
-        r.is_empty().then_some((Identity { topic, group, member }, generation, st))
+        r.is_empty().then_some((
+            Identity {
+                topic,
+                group,
+                member,
+            },
+            generation,
+            st,
+        ))
     })();
     parsed.ok_or_else(|| corrupt("malformed cursor snapshot"))
 }
@@ -122,10 +134,20 @@ pub(crate) fn replay(
     st: &mut CursorState,
     clock: &Clock,
 ) -> Result<(Arc<dyn VFile>, u64), StorageError> {
-    let file = vfs.open(path, OpenMode::Create).map_err(|e| io_err(path, e))?;
+    let file = vfs
+        .open(path, OpenMode::Create)
+        .map_err(|e| io_err(path, e))?;
     let bytes = read_file(vfs, path)?;
-    let corrupt = |offset: usize, reason: String| StorageError::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason };
-    let zero_from = |at: usize| bytes.get(at..).is_none_or(|rest| rest.iter().all(|b| *b == 0));
+    let corrupt = |offset: usize, reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    };
+    let zero_from = |at: usize| {
+        bytes
+            .get(at..)
+            .is_none_or(|rest| rest.iter().all(|b| *b == 0))
+    };
     let mut pos = 0usize;
     let torn: Option<String> = loop {
         if pos == bytes.len() {
@@ -134,26 +156,41 @@ pub(crate) fn replay(
         if bytes.len() - pos < 8 {
             break Some("incomplete journal record header".into());
         }
-        let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
-        let crc = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
+        let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
+            as usize;
+        let crc = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]);
         if len == 0 || len > MAX_OP_BYTES {
             if zero_from(pos) {
                 break Some("zero-filled tail".into());
             }
-            return Err(corrupt(pos, format!("invalid journal record length {len}, followed by more data")));
+            return Err(corrupt(
+                pos,
+                format!("invalid journal record length {len}, followed by more data"),
+            ));
         }
         let end = pos + 8 + len;
         if end > bytes.len() {
-            break Some(format!("journal record of {len} bytes runs past the end of the file"));
+            break Some(format!(
+                "journal record of {len} bytes runs past the end of the file"
+            ));
         }
         let body = &bytes[pos + 8..end];
         if crc32c::crc32c(body) != crc {
             if zero_from(end) {
                 break Some("journal record checksum mismatch at the end of the file".into());
             }
-            return Err(corrupt(pos, "journal record checksum mismatch, followed by more data".into()));
+            return Err(corrupt(
+                pos,
+                "journal record checksum mismatch, followed by more data".into(),
+            ));
         }
-        let op = Op::decode(body).ok_or_else(|| corrupt(pos, "undecodable journal record".into()))?;
+        let op =
+            Op::decode(body).ok_or_else(|| corrupt(pos, "undecodable journal record".into()))?;
         st.apply(&op, clock);
         pos = end;
     };

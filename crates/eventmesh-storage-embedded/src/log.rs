@@ -52,7 +52,14 @@ pub(crate) struct WriterState {
 
 impl WriterState {
     pub(crate) fn new(pos: u64, next_seq: u64, running: i64, cadence: IndexCadence) -> Self {
-        WriterState { pos, next_seq, running, cadence, buf: Vec::new(), entries: Vec::new() }
+        WriterState {
+            pos,
+            next_seq,
+            running,
+            cadence,
+            buf: Vec::new(),
+            entries: Vec::new(),
+        }
     }
 }
 
@@ -150,7 +157,11 @@ impl Log {
                 })?;
                 running = running.max(time);
                 if cadence.on_frame(len as u64) {
-                    w.entries.push(IndexEntry { seq, pos, time: running });
+                    w.entries.push(IndexEntry {
+                        seq,
+                        pos,
+                        time: running,
+                    });
                 }
                 at += len;
                 pos += len as u64;
@@ -169,7 +180,11 @@ impl Log {
         if let Err(e) = write {
             error!(message = "Append failed; truncating back to the last good record.", path = %active.path.display(), offset = w.pos, error = %e);
             if let Err(t) = active.file.truncate(w.pos) {
-                self.poison(format!("truncating {} back to {} after a failed write: {t}", active.path.display(), w.pos));
+                self.poison(format!(
+                    "truncating {} back to {} after a failed write: {t}",
+                    active.path.display(),
+                    w.pos
+                ));
             }
             return Err(io_err(&active.path, e));
         }
@@ -215,13 +230,21 @@ impl Log {
     fn roll(&self, w: &mut WriterState) -> Result<(), StorageError> {
         let old = self.active();
         if let Err(e) = old.file.sync_data() {
-            self.poison(format!("fsync of {} while sealing it failed: {e}", old.path.display()));
+            self.poison(format!(
+                "fsync of {} while sealing it failed: {e}",
+                old.path.display()
+            ));
             return Err(io_err(&old.path, e));
         }
         let base = w.next_seq;
         let path = segment_path(&self.dir, base);
-        let file = self.vfs.open(&path, OpenMode::Truncate).map_err(|e| io_err(&path, e))?;
-        self.vfs.sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        let file = self
+            .vfs
+            .open(&path, OpenMode::Truncate)
+            .map_err(|e| io_err(&path, e))?;
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| io_err(&self.dir, e))?;
         failpoint::hit("segment_after_roll");
         info!(message = "Rolled log segment.", path = %path.display(), base);
         let seg = Segment::new(base, path, file, Vec::new(), 0, base, w.running);
@@ -248,7 +271,11 @@ impl Log {
 
     /// Reads up to `max` records from `from` on (clamped to what is retained and readable).
     /// Blocking.
-    pub(crate) fn read(&self, from: u64, max: usize) -> Result<Vec<(u64, EventRecord)>, StorageError> {
+    pub(crate) fn read(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, EventRecord)>, StorageError> {
         let until = self.next_seq();
         let mut out = Vec::with_capacity(max.min(4096));
         let segs: Vec<Arc<Segment>> = self.segments.read().clone();
@@ -316,7 +343,8 @@ impl Log {
             while n + 1 < segs.len() {
                 let s = &segs[n];
                 let too_big = self.cfg.retention_bytes.is_some_and(|limit| total > limit);
-                let too_old = age_limit.is_some_and(|limit| s.max_time.load(Ordering::Acquire) < limit);
+                let too_old =
+                    age_limit.is_some_and(|limit| s.max_time.load(Ordering::Acquire) < limit);
                 if !(too_big || too_old) {
                     break;
                 }
@@ -344,7 +372,11 @@ impl Log {
     /// The path of the active segment (for tests and diagnostics).
     #[cfg(test)]
     pub(crate) fn segment_paths(&self) -> Vec<PathBuf> {
-        self.segments.read().iter().map(|s| s.path.clone()).collect()
+        self.segments
+            .read()
+            .iter()
+            .map(|s| s.path.clone())
+            .collect()
     }
 
     /// Frame header size, re-exported for the store's size checks.

@@ -112,7 +112,14 @@ mod tests {
 
     #[test]
     fn topic_names_round_trip() {
-        for t in ["orders", "acme~orders/created", "a.b", "..", "ünï/cødé", "100%"] {
+        for t in [
+            "orders",
+            "acme~orders/created",
+            "a.b",
+            "..",
+            "ünï/cødé",
+            "100%",
+        ] {
             let topic = Topic::parse(t).unwrap();
             let name = safe_name(&topic.to_string());
             assert!(!name.starts_with('.') && !name.contains('/'), "{name}");
@@ -132,9 +139,15 @@ mod tests {
         let name2 = safe_name(&format!("{}x", "é".repeat(120)));
         assert!(name2.len() <= MAX_PLAIN);
         let pair = safe_name_pair("b", "g", &"m".repeat(300));
-        assert!(pair.len() <= MAX_PLAIN + 2 && pair.starts_with("b."), "{pair}");
+        assert!(
+            pair.len() <= MAX_PLAIN + 2 && pair.starts_with("b."),
+            "{pair}"
+        );
         assert_ne!(pair, safe_name_pair("b", "g", &"m".repeat(301)));
-        assert_eq!(safe_name_pair("b", "g.1", "http://x"), "b.g%2E1.http%3A%2F%2Fx");
+        assert_eq!(
+            safe_name_pair("b", "g.1", "http://x"),
+            "b.g%2E1.http%3A%2F%2Fx"
+        );
     }
 
     #[test]

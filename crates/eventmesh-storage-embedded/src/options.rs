@@ -84,7 +84,10 @@ pub(crate) const MAX_FORMAT_EVENT_BYTES: usize = (u32::MAX as usize) / 2;
 impl EmbeddedOptions {
     /// Options with `data_dir` set and every other field at its default.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        EmbeddedOptions { data_dir: data_dir.into(), ..Default::default() }
+        EmbeddedOptions {
+            data_dir: data_dir.into(),
+            ..Default::default()
+        }
     }
 
     /// Checks the options, returning every problem at once.
@@ -94,7 +97,10 @@ impl EmbeddedOptions {
             problems.push("data_dir is empty".to_owned());
         }
         if self.segment_bytes < 4096 {
-            problems.push(format!("segment_bytes is {}; use at least 4096", self.segment_bytes));
+            problems.push(format!(
+                "segment_bytes is {}; use at least 4096",
+                self.segment_bytes
+            ));
         }
         if self.index_interval_bytes == 0 {
             problems.push("index_interval_bytes must be positive".to_owned());
@@ -134,7 +140,10 @@ impl EmbeddedOptions {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(StorageError::Invalid(format!("embedded store options: {}", problems.join("; "))))
+            Err(StorageError::Invalid(format!(
+                "embedded store options: {}",
+                problems.join("; ")
+            )))
         }
     }
 }
@@ -180,6 +189,11 @@ mod tests {
             ..EmbeddedOptions::default()
         };
         let msg = o.validate().unwrap_err().to_string();
-        assert!(msg.contains("segment_bytes") && msg.contains("index_interval_bytes") && msg.contains("interval"), "{msg}");
+        assert!(
+            msg.contains("segment_bytes")
+                && msg.contains("index_interval_bytes")
+                && msg.contains("interval"),
+            "{msg}"
+        );
     }
 }

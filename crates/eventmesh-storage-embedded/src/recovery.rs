@@ -19,14 +19,16 @@ use crate::index::{IndexCadence, IndexEntry};
 use crate::io::{OpenMode, VFile, Vfs, io_err};
 use crate::log::{Log, LogConfig, WriterState};
 use crate::segment::{
-    FRAME_HEADER, MIN_PAYLOAD, Segment, parse_segment_file_name, payload_seq, payload_time, segment_path,
+    FRAME_HEADER, MIN_PAYLOAD, Segment, parse_segment_file_name, payload_seq, payload_time,
+    segment_path,
 };
 
 const SCAN_CHUNK: usize = 1024 * 1024;
 
 /// How many torn tails recovery cut (tests check the power-cut test exercises the path).
 #[cfg(test)]
-pub(crate) static TORN_TAILS_CUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static TORN_TAILS_CUT: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
 
 /// Reads a file sequentially through a window.
 struct Window<'a> {
@@ -44,7 +46,9 @@ impl<'a> Window<'a> {
         if pos < self.start || end > self.start + self.buf.len() as u64 {
             let n = (self.len - pos).min(len.max(SCAN_CHUNK) as u64) as usize;
             self.buf.resize(n, 0);
-            self.file.read_at(pos, &mut self.buf).map_err(|e| io_err(self.path, e))?;
+            self.file
+                .read_at(pos, &mut self.buf)
+                .map_err(|e| io_err(self.path, e))?;
             self.start = pos;
         }
         let off = (pos - self.start) as usize;
@@ -85,19 +89,32 @@ pub(crate) fn scan_segment(
     cfg: &LogConfig,
 ) -> Result<Scan, StorageError> {
     let len = file.len().map_err(|e| io_err(path, e))?;
-    let mut w = Window { file, path, len, buf: Vec::new(), start: 0 };
+    let mut w = Window {
+        file,
+        path,
+        len,
+        buf: Vec::new(),
+        start: 0,
+    };
     let mut cadence = IndexCadence::new(cfg.index_interval, None);
     let mut index = Vec::new();
     let mut pos = 0u64;
     let mut seq = base;
-    let corrupt = |offset: u64, reason: String| StorageError::Corrupt { path: path.to_path_buf(), offset, reason };
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
     let torn = 'scan: loop {
         if pos == len {
             break None;
         }
         let bad: (String, bool) = 'frame: {
             if len - pos < FRAME_HEADER as u64 {
-                break 'frame (format!("incomplete record header ({} bytes)", len - pos), true);
+                break 'frame (
+                    format!("incomplete record header ({} bytes)", len - pos),
+                    true,
+                );
             }
             let h = w.get(pos, FRAME_HEADER)?;
             let plen = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
@@ -110,7 +127,10 @@ pub(crate) fn scan_segment(
             }
             let end = pos + (FRAME_HEADER + plen) as u64;
             if end > len {
-                break 'frame (format!("record of {plen} bytes runs past the end of the file ({len} bytes)"), true);
+                break 'frame (
+                    format!("record of {plen} bytes runs past the end of the file ({len} bytes)"),
+                    true,
+                );
             }
             let payload = w.get(pos + FRAME_HEADER as u64, plen)?;
             if crc32c::crc32c(payload) != crc {
@@ -119,7 +139,10 @@ pub(crate) fn scan_segment(
             }
             let got = payload_seq(payload).unwrap_or(u64::MAX);
             if got != seq {
-                return Err(corrupt(pos, format!("record has sequence number {got}, expected {seq}")));
+                return Err(corrupt(
+                    pos,
+                    format!("record has sequence number {got}, expected {seq}"),
+                ));
             }
             let Some(t) = payload_time(payload) else {
                 return Err(corrupt(pos, "record has an unknown format version".into()));
@@ -127,7 +150,11 @@ pub(crate) fn scan_segment(
             running = running.max(t);
             let flen = (FRAME_HEADER + plen) as u64;
             if cadence.on_frame(flen) {
-                index.push(IndexEntry { seq, pos, time: running });
+                index.push(IndexEntry {
+                    seq,
+                    pos,
+                    time: running,
+                });
             }
             pos = end;
             seq += 1;
@@ -144,12 +171,23 @@ pub(crate) fn scan_segment(
         };
         return Err(corrupt(pos, reason));
     };
-    Ok(Scan { end_pos: pos, end_seq: seq, index, running, cadence, torn })
+    Ok(Scan {
+        end_pos: pos,
+        end_seq: seq,
+        index,
+        running,
+        cadence,
+        torn,
+    })
 }
 
 /// Opens (recovering) the log of one partition in `dir`, creating an empty one if `dir` holds no
 /// segment.
-pub(crate) fn open_log(vfs: &Arc<dyn Vfs>, dir: &Path, cfg: &LogConfig) -> Result<Log, StorageError> {
+pub(crate) fn open_log(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    cfg: &LogConfig,
+) -> Result<Log, StorageError> {
     vfs.create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let mut bases: Vec<u64> = Vec::new();
     for entry in vfs.read_dir(dir).map_err(|e| io_err(dir, e))? {
@@ -158,13 +196,16 @@ pub(crate) fn open_log(vfs: &Arc<dyn Vfs>, dir: &Path, cfg: &LogConfig) -> Resul
         }
         match parse_segment_file_name(&entry.name) {
             Some(base) => bases.push(base),
-            None => warn!(message = "Ignoring an unknown file in a partition directory.", path = %dir.join(&entry.name).display()),
+            None => {
+                warn!(message = "Ignoring an unknown file in a partition directory.", path = %dir.join(&entry.name).display())
+            }
         }
     }
     bases.sort_unstable();
     if bases.is_empty() {
         let path = segment_path(dir, 0);
-        vfs.open(&path, OpenMode::Truncate).map_err(|e| io_err(&path, e))?;
+        vfs.open(&path, OpenMode::Truncate)
+            .map_err(|e| io_err(&path, e))?;
         vfs.sync_dir(dir).map_err(|e| io_err(dir, e))?;
         bases.push(0);
     }
@@ -180,11 +221,16 @@ pub(crate) fn open_log(vfs: &Arc<dyn Vfs>, dir: &Path, cfg: &LogConfig) -> Resul
             return Err(StorageError::Corrupt {
                 path: path.clone(),
                 offset: 0,
-                reason: format!("segment starts at sequence number {base} but {} ends at {end}", prev.display()),
+                reason: format!(
+                    "segment starts at sequence number {base} but {} ends at {end}",
+                    prev.display()
+                ),
             });
         }
         let last = i + 1 == bases.len();
-        let file = vfs.open(&path, OpenMode::Existing).map_err(|e| io_err(&path, e))?;
+        let file = vfs
+            .open(&path, OpenMode::Existing)
+            .map_err(|e| io_err(&path, e))?;
         let scan = scan_segment(file.as_ref(), &path, base, last, running, cfg)?;
         if let Some((offset, reason)) = &scan.torn {
             #[cfg(test)]
@@ -195,7 +241,12 @@ pub(crate) fn open_log(vfs: &Arc<dyn Vfs>, dir: &Path, cfg: &LogConfig) -> Resul
         }
         running = scan.running;
         if last {
-            writer = Some(WriterState::new(scan.end_pos, scan.end_seq, running, scan.cadence));
+            writer = Some(WriterState::new(
+                scan.end_pos,
+                scan.end_seq,
+                running,
+                scan.cadence,
+            ));
         }
         segments.push(Arc::new(Segment::new(
             base,
@@ -208,7 +259,14 @@ pub(crate) fn open_log(vfs: &Arc<dyn Vfs>, dir: &Path, cfg: &LogConfig) -> Resul
         )));
         expected = Some((scan.end_seq, path));
     }
-    let writer = writer.ok_or_else(|| StorageError::Backend("log has no segment (a bug)".into()))?;
+    let writer =
+        writer.ok_or_else(|| StorageError::Backend("log has no segment (a bug)".into()))?;
     info!(message = "Opened log.", dir = %dir.display(), segments = segments.len(), start = bases[0], next = writer.next_seq);
-    Ok(Log::new(dir.to_path_buf(), Arc::clone(vfs), cfg.clone(), segments, writer))
+    Ok(Log::new(
+        dir.to_path_buf(),
+        Arc::clone(vfs),
+        cfg.clone(),
+        segments,
+        writer,
+    ))
 }

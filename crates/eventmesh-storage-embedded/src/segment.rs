@@ -81,7 +81,9 @@ pub(crate) fn seal_frame(buf: &mut [u8], at: usize, seq: u64) -> Option<(usize, 
 
 /// The sequence number of a payload.
 pub(crate) fn payload_seq(payload: &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(payload.get(..SEQ_BYTES)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        payload.get(..SEQ_BYTES)?.try_into().ok()?,
+    ))
 }
 
 /// The record's ingest time in a payload, if the record is of the known version.
@@ -89,7 +91,9 @@ pub(crate) fn payload_time(payload: &[u8]) -> Option<i64> {
     if *payload.get(SEQ_BYTES)? != RECORD_VERSION {
         return None;
     }
-    Some(i64::from_le_bytes(payload.get(TIME_AT..TIME_AT + 8)?.try_into().ok()?))
+    Some(i64::from_le_bytes(
+        payload.get(TIME_AT..TIME_AT + 8)?.try_into().ok()?,
+    ))
 }
 
 /// One segment of a partition's log.
@@ -138,7 +142,11 @@ impl Segment {
     }
 
     fn corrupt(&self, offset: u64, reason: String) -> StorageError {
-        StorageError::Corrupt { path: self.path.clone(), offset, reason }
+        StorageError::Corrupt {
+            path: self.path.clone(),
+            offset,
+            reason,
+        }
     }
 
     /// Reads up to `max` records starting at sequence number `from` (which must be in this
@@ -166,20 +174,30 @@ impl Segment {
             let chunk = self.read_chunk(pos, n)?;
             let mut at = 0usize;
             while out.len() < target && seq < until {
-                let Some(len) = frame_len(&chunk, at) else { break };
+                let Some(len) = frame_len(&chunk, at) else {
+                    break;
+                };
                 if at + FRAME_HEADER + len > chunk.len() {
                     break;
                 }
                 let frame_pos = pos + at as u64;
                 let p = at + FRAME_HEADER;
                 let payload = &chunk[p..p + len];
-                let crc = u32::from_le_bytes([chunk[at + 4], chunk[at + 5], chunk[at + 6], chunk[at + 7]]);
+                let crc = u32::from_le_bytes([
+                    chunk[at + 4],
+                    chunk[at + 5],
+                    chunk[at + 6],
+                    chunk[at + 7],
+                ]);
                 if len < MIN_PAYLOAD || crc32c::crc32c(payload) != crc {
                     return Err(self.corrupt(frame_pos, "record checksum mismatch".into()));
                 }
                 let got = payload_seq(payload).unwrap_or(u64::MAX);
                 if got != seq {
-                    return Err(self.corrupt(frame_pos, format!("record has sequence number {got}, expected {seq}")));
+                    return Err(self.corrupt(
+                        frame_pos,
+                        format!("record has sequence number {got}, expected {seq}"),
+                    ));
                 }
                 if seq >= from {
                     let record = EventRecord::decode(&chunk.slice(p + SEQ_BYTES..p + len))
@@ -194,7 +212,11 @@ impl Segment {
                 let need = frame_len(&chunk, 0).map(|len| (FRAME_HEADER + len) as u64);
                 match need {
                     Some(need) if need > n && pos + need <= end_pos => chunk_len = need,
-                    _ => return Err(self.corrupt(pos, "record frame runs past the end of the log".into())),
+                    _ => {
+                        return Err(
+                            self.corrupt(pos, "record frame runs past the end of the log".into())
+                        );
+                    }
                 }
             }
             pos += at as u64;
@@ -205,7 +227,9 @@ impl Segment {
     fn read_chunk(&self, pos: u64, n: u64) -> Result<Bytes, StorageError> {
         let n = usize::try_from(n).map_err(|_| self.corrupt(pos, "read too large".into()))?;
         let mut buf = vec![0u8; n];
-        self.file.read_at(pos, &mut buf).map_err(|e| io_err(&self.path, e))?;
+        self.file
+            .read_at(pos, &mut buf)
+            .map_err(|e| io_err(&self.path, e))?;
         Ok(Bytes::from(buf))
     }
 
@@ -230,7 +254,8 @@ impl Segment {
                 return Err(self.corrupt(pos, format!("invalid record length {len}")));
             }
             let payload = self.read_chunk(pos + FRAME_HEADER as u64, len as u64)?;
-            let t = payload_time(&payload).ok_or_else(|| self.corrupt(pos, "unknown record version".into()))?;
+            let t = payload_time(&payload)
+                .ok_or_else(|| self.corrupt(pos, "unknown record version".into()))?;
             running = running.max(t);
             if running >= time {
                 return Ok(Some(seq));
@@ -254,9 +279,15 @@ mod tests {
     #[test]
     fn segment_names_round_trip() {
         assert_eq!(segment_file_name(42), "00000000000000000042.log");
-        assert_eq!(parse_segment_file_name("00000000000000000042.log"), Some(42));
+        assert_eq!(
+            parse_segment_file_name("00000000000000000042.log"),
+            Some(42)
+        );
         assert_eq!(parse_segment_file_name("42.log"), None);
         assert_eq!(parse_segment_file_name("0000000000000000004x.log"), None);
-        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
     }
 }

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use eventmesh_core::{EventRecord, Topic};
 use eventmesh_storage::{
-    AckToken, ConsumerRef, CursorInfo, Delivery, EventStore, Offset, StartFrom, StorageError, StorageResult, TopicInfo,
+    AckToken, ConsumerRef, CursorInfo, Delivery, EventStore, Offset, StartFrom, StorageError,
+    StorageResult, TopicInfo,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -89,8 +90,15 @@ impl TopicState {
             return Ok(h.tx.clone());
         }
         let (tx, rx) = mpsc::channel(queue);
-        let task = tokio::spawn(run_writer(Arc::clone(&self.log), rx, Arc::clone(&self.published)));
-        *w = Some(WriterHandle { tx: tx.clone(), task });
+        let task = tokio::spawn(run_writer(
+            Arc::clone(&self.log),
+            rx,
+            Arc::clone(&self.published),
+        ));
+        *w = Some(WriterHandle {
+            tx: tx.clone(),
+            task,
+        });
         Ok(tx)
     }
 
@@ -115,7 +123,11 @@ impl TopicState {
 
 /// The per-topic writer: gathers queued publishes into one group, appends it with one write
 /// (and one fsync under `Batch`) on a blocking thread, then answers every caller.
-async fn run_writer(log: Arc<Log>, mut rx: mpsc::Receiver<WriteRequest>, published: Arc<watch::Sender<u64>>) {
+async fn run_writer(
+    log: Arc<Log>,
+    mut rx: mpsc::Receiver<WriteRequest>,
+    published: Arc<watch::Sender<u64>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut bytes = first.batch.buf.len();
         let mut batches = vec![first.batch];
@@ -157,7 +169,9 @@ async fn run_writer(log: Arc<Log>, mut rx: mpsc::Receiver<WriteRequest>, publish
             }
             Err(e) => {
                 for reply in replies {
-                    let _ = reply.send(Err(StorageError::Backend(format!("topic writer task failed: {e}"))));
+                    let _ = reply.send(Err(StorageError::Backend(format!(
+                        "topic writer task failed: {e}"
+                    ))));
                 }
             }
         }
@@ -167,12 +181,19 @@ async fn run_writer(log: Arc<Log>, mut rx: mpsc::Receiver<WriteRequest>, publish
 /// A copy of an error for each caller of a failed group.
 fn dup_err(e: &StorageError) -> StorageError {
     match e {
-        StorageError::Io { path, source } => {
-            StorageError::Io { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
-        }
-        StorageError::Corrupt { path, offset, reason } => {
-            StorageError::Corrupt { path: path.clone(), offset: *offset, reason: reason.clone() }
-        }
+        StorageError::Io { path, source } => StorageError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        StorageError::Corrupt {
+            path,
+            offset,
+            reason,
+        } => StorageError::Corrupt {
+            path: path.clone(),
+            offset: *offset,
+            reason: reason.clone(),
+        },
         StorageError::Unavailable(s) => StorageError::Unavailable(s.clone()),
         StorageError::Closed => StorageError::Closed,
         other => StorageError::Backend(other.to_string()),
@@ -198,7 +219,9 @@ pub struct EmbeddedStore {
 
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedStore").field("data_dir", &self.inner.opts.data_dir).finish_non_exhaustive()
+        f.debug_struct("EmbeddedStore")
+            .field("data_dir", &self.inner.opts.data_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -214,7 +237,10 @@ impl EmbeddedStore {
         Self::open_with_vfs(options, Arc::new(StdVfs))
     }
 
-    pub(crate) fn open_with_vfs(options: EmbeddedOptions, vfs: Arc<dyn Vfs>) -> Result<EmbeddedStore, StorageError> {
+    pub(crate) fn open_with_vfs(
+        options: EmbeddedOptions,
+        vfs: Arc<dyn Vfs>,
+    ) -> Result<EmbeddedStore, StorageError> {
         options.validate()?;
         let root = options.data_dir.clone();
         vfs.create_dir_all(&root).map_err(|e| io_err(&root, e))?;
@@ -222,15 +248,22 @@ impl EmbeddedStore {
             debug!(message = "Could not fsync the data directory's parent.", path = %parent(&root).display(), error = %e);
         }
         let lock_path = root.join("LOCK");
-        let lock = vfs.try_lock(&lock_path).map_err(|e| io_err(&lock_path, e))?.ok_or_else(|| StorageError::Locked(root.clone()))?;
+        let lock = vfs
+            .try_lock(&lock_path)
+            .map_err(|e| io_err(&lock_path, e))?
+            .ok_or_else(|| StorageError::Locked(root.clone()))?;
         let topics_dir = root.join("topics");
-        vfs.create_dir_all(&topics_dir).map_err(|e| io_err(&topics_dir, e))?;
+        vfs.create_dir_all(&topics_dir)
+            .map_err(|e| io_err(&topics_dir, e))?;
         vfs.sync_dir(&root).map_err(|e| io_err(&root, e))?;
         let log_cfg = LogConfig {
             segment_bytes: options.segment_bytes,
             index_interval: options.index_interval_bytes,
             fsync: options.fsync,
-            max_payload: options.max_event_bytes.max(eventmesh_core::DEFAULT_MAX_EVENT_BYTES) + SEQ_BYTES,
+            max_payload: options
+                .max_event_bytes
+                .max(eventmesh_core::DEFAULT_MAX_EVENT_BYTES)
+                + SEQ_BYTES,
             retention_bytes: options.retention_bytes,
             retention_age: options.retention_age,
         };
@@ -246,7 +279,10 @@ impl EmbeddedStore {
             background: Mutex::new(None),
         };
         let mut topics = HashMap::new();
-        let mut entries = inner.vfs.read_dir(&inner.topics_dir).map_err(|e| io_err(&inner.topics_dir, e))?;
+        let mut entries = inner
+            .vfs
+            .read_dir(&inner.topics_dir)
+            .map_err(|e| io_err(&inner.topics_dir, e))?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         for entry in entries {
             let dir = inner.topics_dir.join(&entry.name);
@@ -260,7 +296,9 @@ impl EmbeddedStore {
         }
         info!(message = "Opened embedded event store.", data_dir = %root.display(), topics = topics.len(), fsync = ?inner.opts.fsync);
         *inner.topics.write() = topics;
-        Ok(EmbeddedStore { inner: Arc::new(inner) })
+        Ok(EmbeddedStore {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Deletes expired segments of every topic now (retention also runs after appends and, for
@@ -269,7 +307,9 @@ impl EmbeddedStore {
         self.inner.check_open()?;
         for t in self.inner.all_topics() {
             let log = Arc::clone(&t.log);
-            tokio::task::spawn_blocking(move || log.enforce_retention(wall_ms())).await.map_err(blocking_err)??;
+            tokio::task::spawn_blocking(move || log.enforce_retention(wall_ms()))
+                .await
+                .map_err(blocking_err)??;
         }
         Ok(())
     }
@@ -279,8 +319,14 @@ impl EmbeddedStore {
             FsyncPolicy::Interval(d) => Some(d),
             _ => None,
         };
-        let retention_tick = self.inner.opts.retention_age.map(|_| Duration::from_secs(1));
-        let Some(tick) = [policy_tick, retention_tick].into_iter().flatten().min() else { return };
+        let retention_tick = self
+            .inner
+            .opts
+            .retention_age
+            .map(|_| Duration::from_secs(1));
+        let Some(tick) = [policy_tick, retention_tick].into_iter().flatten().min() else {
+            return;
+        };
         let mut bg = self.inner.background.lock();
         if bg.is_none() {
             let weak = Arc::downgrade(&self.inner);
@@ -290,7 +336,11 @@ impl EmbeddedStore {
 
     #[cfg(test)]
     pub(crate) fn log_of(&self, topic: &Topic) -> Option<Arc<Log>> {
-        self.inner.topics.read().get(topic).map(|t| Arc::clone(&t.log))
+        self.inner
+            .topics
+            .read()
+            .get(topic)
+            .map(|t| Arc::clone(&t.log))
     }
 }
 
@@ -310,8 +360,12 @@ async fn background(weak: Weak<StoreInner>, tick: Duration) {
                 let log = Arc::clone(&t.log);
                 match tokio::task::spawn_blocking(move || log.sync()).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => warn!(message = "Interval fsync failed.", topic = %t.topic, error = %e),
-                    Err(e) => warn!(message = "Interval fsync task failed.", topic = %t.topic, error = %e),
+                    Ok(Err(e)) => {
+                        warn!(message = "Interval fsync failed.", topic = %t.topic, error = %e)
+                    }
+                    Err(e) => {
+                        warn!(message = "Interval fsync task failed.", topic = %t.topic, error = %e)
+                    }
                 }
                 let cursors: Vec<Arc<Cursor>> = t.cursors.read().values().cloned().collect();
                 for c in cursors {
@@ -323,11 +377,14 @@ async fn background(weak: Weak<StoreInner>, tick: Duration) {
                 }
             }
         }
-        if inner.opts.retention_age.is_some() && last_retention.elapsed() >= Duration::from_secs(1) {
+        if inner.opts.retention_age.is_some() && last_retention.elapsed() >= Duration::from_secs(1)
+        {
             last_retention = Instant::now();
             for t in &topics {
                 let log = Arc::clone(&t.log);
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || log.enforce_retention(wall_ms())).await {
+                if let Ok(Err(e)) =
+                    tokio::task::spawn_blocking(move || log.enforce_retention(wall_ms())).await
+                {
                     warn!(message = "Retention failed.", topic = %t.topic, error = %e);
                 }
             }
@@ -349,11 +406,16 @@ impl StoreInner {
 
     fn topic(&self, topic: &Topic) -> Result<Arc<TopicState>, StorageError> {
         self.check_open()?;
-        self.topics.read().get(topic).cloned().ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))
+        self.topics
+            .read()
+            .get(topic)
+            .cloned()
+            .ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))
     }
 
     fn topic_dir(&self, topic: &Topic) -> PathBuf {
-        self.topics_dir.join(crate::names::safe_name(&topic.to_string()))
+        self.topics_dir
+            .join(crate::names::safe_name(&topic.to_string()))
     }
 
     fn new_topic_state(&self, topic: Topic, dir: PathBuf, log: Log) -> TopicState {
@@ -377,12 +439,15 @@ impl StoreInner {
         if !vfs.exists(&meta).map_err(|e| io_err(&meta, e))? {
             warn!(message = "Removing a topic directory without metadata (an interrupted create or delete).", path = %dir.display());
             vfs.remove_dir_all(dir).map_err(|e| io_err(dir, e))?;
-            vfs.sync_dir(&self.topics_dir).map_err(|e| io_err(&self.topics_dir, e))?;
+            vfs.sync_dir(&self.topics_dir)
+                .map_err(|e| io_err(&self.topics_dir, e))?;
             return Ok(None);
         }
         let topic = parse_topic_meta(&meta, &read_file(vfs, &meta)?)?;
         if self.topic_dir(&topic) != dir {
-            let decoded = dir.file_name().and_then(|n| crate::names::decode(&n.to_string_lossy()));
+            let decoded = dir
+                .file_name()
+                .and_then(|n| crate::names::decode(&n.to_string_lossy()));
             warn!(message = "Topic directory name does not match its topic; using the metadata.", path = %dir.display(), topic = %topic, decoded = ?decoded);
         }
         let log = open_log(&self.vfs, &dir.join(PARTITION_DIR), &self.log_cfg)?;
@@ -400,7 +465,10 @@ impl StoreInner {
                 self.opts.journal_compact_bytes,
             )?;
             live.push((stem, generation));
-            state.cursors.write().insert((identity.group, identity.member), Arc::new(cursor));
+            state
+                .cursors
+                .write()
+                .insert((identity.group, identity.member), Arc::new(cursor));
         }
         cleanup_leftovers(vfs, &cdir, &live)?;
         Ok(Some(state))
@@ -421,7 +489,8 @@ impl StoreInner {
         vfs.sync_dir(&dir).map_err(|e| io_err(&dir, e))?;
         let meta = format!("{TOPIC_META_HEADER}\ntopic={topic}\npartitions=1\n");
         write_file_atomic(vfs, &dir.join(TOPIC_META), meta.as_bytes())?;
-        vfs.sync_dir(&self.topics_dir).map_err(|e| io_err(&self.topics_dir, e))?;
+        vfs.sync_dir(&self.topics_dir)
+            .map_err(|e| io_err(&self.topics_dir, e))?;
         info!(message = "Created topic.", topic = %topic, dir = %dir.display());
         Ok(self.new_topic_state(topic.clone(), dir, log))
     }
@@ -435,7 +504,9 @@ impl StoreInner {
             StartFrom::Offset(s) => s.clamp(lo, hi),
             StartFrom::Time(ms) => {
                 let log = Arc::clone(&t.log);
-                let seq = tokio::task::spawn_blocking(move || log.find_time(ms)).await.map_err(blocking_err)??;
+                let seq = tokio::task::spawn_blocking(move || log.find_time(ms))
+                    .await
+                    .map_err(blocking_err)??;
                 seq.max(t.log.start_seq())
             }
         })
@@ -447,8 +518,13 @@ impl StoreInner {
 }
 
 fn parse_topic_meta(path: &Path, bytes: &[u8]) -> Result<Topic, StorageError> {
-    let corrupt = |reason: String| StorageError::Corrupt { path: path.to_path_buf(), offset: 0, reason };
-    let text = std::str::from_utf8(bytes).map_err(|_| corrupt("topic metadata is not UTF-8".into()))?;
+    let corrupt = |reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason,
+    };
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| corrupt("topic metadata is not UTF-8".into()))?;
     let mut lines = text.lines();
     if lines.next() != Some(TOPIC_META_HEADER) {
         return Err(corrupt("unknown topic metadata format".into()));
@@ -456,9 +532,13 @@ fn parse_topic_meta(path: &Path, bytes: &[u8]) -> Result<Topic, StorageError> {
     let mut topic = None;
     for line in lines {
         match line.split_once('=') {
-            Some(("topic", t)) => topic = Some(Topic::parse(t).map_err(|e| corrupt(format!("invalid topic: {e}")))?),
+            Some(("topic", t)) => {
+                topic = Some(Topic::parse(t).map_err(|e| corrupt(format!("invalid topic: {e}")))?)
+            }
             Some(("partitions", "1")) => {}
-            Some(("partitions", n)) => return Err(corrupt(format!("{n} partitions; this version supports 1"))),
+            Some(("partitions", n)) => {
+                return Err(corrupt(format!("{n} partitions; this version supports 1")));
+            }
             _ => return Err(corrupt(format!("unknown topic metadata line `{line}`"))),
         }
     }
@@ -486,7 +566,10 @@ impl EmbeddedStore {
             match by_seq.remove(&seq) {
                 Some(record) => out.push(Delivery {
                     token: token.encode(),
-                    offset: Offset { partition: part, seq },
+                    offset: Offset {
+                        partition: part,
+                        seq,
+                    },
                     delivery_count: count,
                     record,
                 }),
@@ -515,15 +598,25 @@ impl EventStore for EmbeddedStore {
         }
         let inner = Arc::clone(&self.inner);
         let t = topic.clone();
-        let state = tokio::task::spawn_blocking(move || inner.create_topic_files(&t)).await.map_err(blocking_err)??;
-        self.inner.topics.write().insert(topic.clone(), Arc::new(state));
+        let state = tokio::task::spawn_blocking(move || inner.create_topic_files(&t))
+            .await
+            .map_err(blocking_err)??;
+        self.inner
+            .topics
+            .write()
+            .insert(topic.clone(), Arc::new(state));
         Ok(true)
     }
 
     async fn delete_topic(&self, topic: &Topic) -> StorageResult<()> {
         self.inner.check_open()?;
         let _admin = self.inner.admin.lock().await;
-        let t = self.inner.topics.write().remove(topic).ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
+        let t = self
+            .inner
+            .topics
+            .write()
+            .remove(topic)
+            .ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
         t.deleted.store(true, Ordering::Release);
         t.stop_writer().await;
         for c in t.cursors.read().values() {
@@ -538,7 +631,8 @@ impl EventStore for EmbeddedStore {
             vfs.remove_file(&meta).map_err(|e| io_err(&meta, e))?;
             vfs.sync_dir(&dir).map_err(|e| io_err(&dir, e))?;
             vfs.remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-            vfs.sync_dir(&inner.topics_dir).map_err(|e| io_err(&inner.topics_dir, e))
+            vfs.sync_dir(&inner.topics_dir)
+                .map_err(|e| io_err(&inner.topics_dir, e))
         })
         .await
         .map_err(blocking_err)??;
@@ -577,7 +671,10 @@ impl EventStore for EmbeddedStore {
                 o.max_batch_events
             )));
         }
-        let hint: usize = records.iter().map(|r| r.encoded_len_hint() + Log::FRAME_OVERHEAD).sum();
+        let hint: usize = records
+            .iter()
+            .map(|r| r.encoded_len_hint() + Log::FRAME_OVERHEAD)
+            .sum();
         let mut buf = BytesMut::with_capacity(hint.min(o.max_batch_bytes + Log::FRAME_OVERHEAD));
         for (i, r) in records.iter().enumerate() {
             if r.topic != *topic {
@@ -603,9 +700,19 @@ impl EventStore for EmbeddedStore {
         let tx = t.sender(o.writer_queue)?;
         let (reply, answer) = oneshot::channel();
         let count = records.len();
-        tx.send(WriteRequest { batch: EncodedBatch { buf, count }, reply }).await.map_err(|_| StorageError::Closed)?;
+        tx.send(WriteRequest {
+            batch: EncodedBatch { buf, count },
+            reply,
+        })
+        .await
+        .map_err(|_| StorageError::Closed)?;
         let first = answer.await.map_err(|_| StorageError::Closed)??;
-        Ok((0..count as u64).map(|i| Offset { partition: 0, seq: first + i }).collect())
+        Ok((0..count as u64)
+            .map(|i| Offset {
+                partition: 0,
+                seq: first + i,
+            })
+            .collect())
     }
 
     async fn subscribe(&self, consumer: &ConsumerRef, start: StartFrom) -> StorageResult<()> {
@@ -629,17 +736,25 @@ impl EventStore for EmbeddedStore {
         let dir = t.cursors_dir();
         let name = consumer.to_string();
         let compact = self.inner.opts.journal_compact_bytes;
-        let cursor = tokio::task::spawn_blocking(move || Cursor::create(&vfs, dir, name, identity, &[pos], compact))
-            .await
-            .map_err(blocking_err)??;
-        t.cursors.write().insert((consumer.group.to_string(), consumer.member.clone()), Arc::new(cursor));
+        let cursor = tokio::task::spawn_blocking(move || {
+            Cursor::create(&vfs, dir, name, identity, &[pos], compact)
+        })
+        .await
+        .map_err(blocking_err)??;
+        t.cursors.write().insert(
+            (consumer.group.to_string(), consumer.member.clone()),
+            Arc::new(cursor),
+        );
         Ok(())
     }
 
     async fn unsubscribe(&self, consumer: &ConsumerRef) -> StorageResult<()> {
         let t = self.inner.topic(&consumer.topic)?;
         let _creating = t.creating.lock().await;
-        let removed = t.cursors.write().remove(&(consumer.group.to_string(), consumer.member.clone()));
+        let removed = t
+            .cursors
+            .write()
+            .remove(&(consumer.group.to_string(), consumer.member.clone()));
         if let Some(c) = removed {
             c.delete().await?;
             c.changed.notify_waiters();
@@ -700,7 +815,12 @@ impl EventStore for EmbeddedStore {
         Ok(())
     }
 
-    async fn nack(&self, consumer: &ConsumerRef, token: &AckToken, delay: Duration) -> StorageResult<()> {
+    async fn nack(
+        &self,
+        consumer: &ConsumerRef,
+        token: &AckToken,
+        delay: Duration,
+    ) -> StorageResult<()> {
         let t = self.inner.topic(&consumer.topic)?;
         let cursor = t.cursor(consumer)?;
         let ticket = cursor.nack(token, delay)?;
@@ -709,7 +829,12 @@ impl EventStore for EmbeddedStore {
         Ok(())
     }
 
-    async fn extend_lease(&self, consumer: &ConsumerRef, tokens: &[AckToken], lease: Duration) -> StorageResult<()> {
+    async fn extend_lease(
+        &self,
+        consumer: &ConsumerRef,
+        tokens: &[AckToken],
+        lease: Duration,
+    ) -> StorageResult<()> {
         let t = self.inner.topic(&consumer.topic)?;
         let cursor = t.cursor(consumer)?;
         cursor.extend(tokens, lease)
@@ -739,7 +864,10 @@ impl EventStore for EmbeddedStore {
         }
         let root = &self.inner.opts.data_dir;
         if !self.inner.vfs.exists(root).map_err(|e| io_err(root, e))? {
-            return Err(StorageError::Unavailable(format!("data directory {} is gone", root.display())));
+            return Err(StorageError::Unavailable(format!(
+                "data directory {} is gone",
+                root.display()
+            )));
         }
         Ok(())
     }
@@ -757,7 +885,10 @@ impl EventStore for EmbeddedStore {
         for t in &topics {
             t.stop_writer().await;
             let log = Arc::clone(&t.log);
-            let synced = tokio::task::spawn_blocking(move || log.sync()).await.map_err(blocking_err).and_then(|r| r);
+            let synced = tokio::task::spawn_blocking(move || log.sync())
+                .await
+                .map_err(blocking_err)
+                .and_then(|r| r);
             if let Err(e) = synced {
                 first_err.get_or_insert(e);
             }

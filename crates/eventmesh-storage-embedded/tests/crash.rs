@@ -5,6 +5,7 @@
 //! Needs the `failpoints` feature:
 //! `cargo test -p eventmesh-storage-embedded --features failpoints --test crash`.
 #![cfg(feature = "failpoints")]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
@@ -47,7 +48,10 @@ async fn acknowledged_work_survives_crashes_at_every_failpoint() {
         if out.status.success() {
             assert!(!stderr.contains("failpoint"), "{stderr}");
         } else {
-            assert!(stderr.contains(&format!("failpoint {point} hit")), "cycle {cycle}: child failed otherwise: {stderr}");
+            assert!(
+                stderr.contains(&format!("failpoint {point} hit")),
+                "cycle {cycle}: child failed otherwise: {stderr}"
+            );
             crashes += 1;
         }
         for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -55,9 +59,15 @@ async fn acknowledged_work_survives_crashes_at_every_failpoint() {
             match words.next() {
                 Some("published") => {
                     let nums: Vec<u64> = words.map(|w| w.parse().unwrap()).collect();
-                    let [seq, count, first] = nums[..] else { panic!("bad line {line}") };
+                    let [seq, count, first] = nums[..] else {
+                        panic!("bad line {line}")
+                    };
                     for i in 0..count {
-                        assert!(published.insert(seq + i, first + i).is_none(), "cycle {cycle}: seq {} reused", seq + i);
+                        assert!(
+                            published.insert(seq + i, first + i).is_none(),
+                            "cycle {cycle}: seq {} reused",
+                            seq + i
+                        );
                     }
                 }
                 Some("acked") => acked.extend(words.map(|w| w.parse::<u64>().unwrap())),
@@ -66,7 +76,10 @@ async fn acknowledged_work_survives_crashes_at_every_failpoint() {
         }
         verify(&dir, &topic, &group, &published, &acked, cycle).await;
     }
-    assert!(crashes >= CYCLES / 2, "only {crashes} of {CYCLES} children crashed");
+    assert!(
+        crashes >= CYCLES / 2,
+        "only {crashes} of {CYCLES} children crashed"
+    );
     assert!(!published.is_empty() && !acked.is_empty());
     eprintln!(
         "{CYCLES} cycles, {crashes} crashes, {} acknowledged events, {} acks, {:?}",
@@ -95,22 +108,42 @@ async fn verify(
     store.subscribe(&reader, StartFrom::Earliest).await.unwrap();
     let mut stored = Vec::new();
     loop {
-        let d = store.fetch(&reader, 5000, Duration::from_secs(60), Duration::ZERO).await.unwrap();
+        let d = store
+            .fetch(&reader, 5000, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .unwrap();
         if d.is_empty() {
             break;
         }
         stored.extend(d.iter().map(|d| (d.offset.seq, event_number(d))));
     }
-    assert!(stored.iter().enumerate().all(|(i, (seq, _))| *seq == i as u64), "cycle {cycle}: gap in the log");
+    assert!(
+        stored
+            .iter()
+            .enumerate()
+            .all(|(i, (seq, _))| *seq == i as u64),
+        "cycle {cycle}: gap in the log"
+    );
     for (seq, n) in published {
-        assert_eq!(stored.get(*seq as usize).map(|s| s.1), Some(*n), "cycle {cycle}: acknowledged seq {seq} lost");
+        assert_eq!(
+            stored.get(*seq as usize).map(|s| s.1),
+            Some(*n),
+            "cycle {cycle}: acknowledged seq {seq} lost"
+        );
     }
     store.unsubscribe(&reader).await.unwrap();
     // Events whose ack was confirmed never come back to the group's cursor.
     let info = store.cursor_info(group).await.unwrap();
-    let d = store.fetch(group, 100_000, Duration::from_millis(1), Duration::ZERO).await.unwrap();
+    let d = store
+        .fetch(group, 100_000, Duration::from_millis(1), Duration::ZERO)
+        .await
+        .unwrap();
     for d in &d {
-        assert!(!acked.contains(&d.offset.seq), "cycle {cycle}: acked seq {} redelivered ({info:?})", d.offset.seq);
+        assert!(
+            !acked.contains(&d.offset.seq),
+            "cycle {cycle}: acked seq {} redelivered ({info:?})",
+            d.offset.seq
+        );
     }
     store.close().await.unwrap();
 }

@@ -25,7 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut next_event: u64 = first.parse()?;
     let rounds: u64 = rounds.parse()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let opts = EmbeddedOptions {
             segment_bytes: 16 * 1024,
@@ -44,8 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|n| {
                     EventRecord::new(
                         topic.clone(),
-                        CloudEvent::new(format!("e{n}"), "/crash", "crash.test")
-                            .with_data("application/octet-stream", Bytes::from(n.to_le_bytes().to_vec())),
+                        CloudEvent::new(format!("e{n}"), "/crash", "crash.test").with_data(
+                            "application/octet-stream",
+                            Bytes::from(n.to_le_bytes().to_vec()),
+                        ),
                     )
                 })
                 .collect();
@@ -53,9 +58,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             writeln!(out, "published {} {count} {next_event}", offsets[0].seq)?;
             out.flush()?;
             next_event += count;
-            let got = store.fetch(&group, 8, Duration::from_secs(30), Duration::ZERO).await?;
+            let got = store
+                .fetch(&group, 8, Duration::from_secs(30), Duration::ZERO)
+                .await?;
             // Ack two events of three; the others stay in flight and come back after a restart.
-            let acks: Vec<_> = got.iter().filter(|d| d.offset.seq % 3 != 2 || d.delivery_count > 1).collect();
+            let acks: Vec<_> = got
+                .iter()
+                .filter(|d| d.offset.seq % 3 != 2 || d.delivery_count > 1)
+                .collect();
             if !acks.is_empty() {
                 let tokens: Vec<_> = acks.iter().map(|d| d.token.clone()).collect();
                 store.ack(&group, &tokens).await?;

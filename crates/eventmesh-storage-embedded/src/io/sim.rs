@@ -56,7 +56,10 @@ fn stale() -> io::Error {
 }
 
 fn not_found(p: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", p.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", p.display()),
+    )
 }
 
 impl SimVfs {
@@ -124,7 +127,10 @@ impl SimVfs {
     /// The current content of a file, for assertions.
     pub(crate) fn file_content(&self, path: &Path) -> Option<Vec<u8>> {
         let s = self.state.lock();
-        s.names.get(path).and_then(|id| s.files.get(id)).map(|d| d.content.clone())
+        s.names
+            .get(path)
+            .and_then(|id| s.files.get(id))
+            .map(|d| d.content.clone())
     }
 }
 
@@ -136,7 +142,11 @@ fn cut(s: &mut SimState) {
     let dirs: BTreeSet<PathBuf> = s.durable_dirs.clone();
     let alive_dirs: BTreeSet<PathBuf> = dirs
         .iter()
-        .filter(|d| d.ancestors().skip(1).all(|a| a.as_os_str().is_empty() || dirs.contains(a)))
+        .filter(|d| {
+            d.ancestors()
+                .skip(1)
+                .all(|a| a.as_os_str().is_empty() || dirs.contains(a))
+        })
         .cloned()
         .collect();
     let names: BTreeMap<PathBuf, u64> = s
@@ -152,13 +162,19 @@ fn cut(s: &mut SimState) {
         let mode = s.rng.random_range(0..3u8);
         let cut = s.rng.random::<u64>();
         let zeros = s.rng.random_range(1..64usize);
-        let Some(d) = s.files.get_mut(&id) else { continue };
+        let Some(d) = s.files.get_mut(&id) else {
+            continue;
+        };
         let keep = d.dirty_from.min(d.durable.len()).min(d.content.len());
         let mut out: Vec<u8> = match mode {
             0 => d.durable.clone(),
             _ => {
                 let extra = d.content.len() - keep;
-                let n = if extra == 0 { 0 } else { (cut % (extra as u64 + 1)) as usize };
+                let n = if extra == 0 {
+                    0
+                } else {
+                    (cut % (extra as u64 + 1)) as usize
+                };
                 let mut v = d.content[..keep].to_vec();
                 v.extend_from_slice(&d.content[keep..keep + n]);
                 v
@@ -176,7 +192,6 @@ fn cut(s: &mut SimState) {
     s.durable_names = names.clone();
     s.names = names;
 }
-
 
 /// Counts down an armed cut; `Err` when this operation is the one the cut replaces.
 fn tick(s: &mut SimState) -> io::Result<()> {
@@ -223,7 +238,10 @@ impl VFile for SimFile {
             d.dirty_from = d.dirty_from.min(len);
             d.content.extend_from_slice(&buf[..fits]);
             if fits < buf.len() {
-                return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (simulated)"));
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "No space left on device (simulated)",
+                ));
             }
             Ok(())
         })
@@ -232,10 +250,16 @@ impl VFile for SimFile {
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
         self.with(|s, id| {
             let d = s.files.get(&id).ok_or_else(stale)?;
-            let start = usize::try_from(pos).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-            let end = start.checked_add(buf.len()).ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            let start =
+                usize::try_from(pos).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            let end = start
+                .checked_add(buf.len())
+                .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
             if end > d.content.len() {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past end of file"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "read past end of file",
+                ));
             }
             buf.copy_from_slice(&d.content[start..end]);
             Ok(())
@@ -260,7 +284,8 @@ impl VFile for SimFile {
     fn truncate(&self, len: u64) -> io::Result<()> {
         self.with(|s, id| {
             tick(s)?;
-            let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            let len =
+                usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
             let d = s.files.get_mut(&id).ok_or_else(stale)?;
             let old = d.content.len();
             d.content.resize(len, 0);
@@ -317,7 +342,11 @@ impl Vfs for SimVfs {
             }
         };
         let generation = s.generation;
-        Ok(Arc::new(SimFile { vfs: self.clone(), id, generation }))
+        Ok(Arc::new(SimFile {
+            vfs: self.clone(),
+            id,
+            generation,
+        }))
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
@@ -327,10 +356,16 @@ impl Vfs for SimVfs {
         }
         let mut out = Vec::new();
         for p in s.names.keys().filter(|p| p.parent() == Some(path)) {
-            out.push(DirEntry { name: file_name(p), is_dir: false });
+            out.push(DirEntry {
+                name: file_name(p),
+                is_dir: false,
+            });
         }
         for p in s.dirs.iter().filter(|p| p.parent() == Some(path)) {
-            out.push(DirEntry { name: file_name(p), is_dir: true });
+            out.push(DirEntry {
+                name: file_name(p),
+                is_dir: true,
+            });
         }
         Ok(out)
     }
@@ -369,11 +404,20 @@ impl Vfs for SimVfs {
         if !s.dirs.contains(path) {
             return Err(not_found(path));
         }
-        let current: Vec<(PathBuf, u64)> =
-            s.names.iter().filter(|(p, _)| p.parent() == Some(path)).map(|(p, id)| (p.clone(), *id)).collect();
+        let current: Vec<(PathBuf, u64)> = s
+            .names
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(path))
+            .map(|(p, id)| (p.clone(), *id))
+            .collect();
         s.durable_names.retain(|p, _| p.parent() != Some(path));
         s.durable_names.extend(current);
-        let current_dirs: Vec<PathBuf> = s.dirs.iter().filter(|p| p.parent() == Some(path)).cloned().collect();
+        let current_dirs: Vec<PathBuf> = s
+            .dirs
+            .iter()
+            .filter(|p| p.parent() == Some(path))
+            .cloned()
+            .collect();
         let removed: Vec<PathBuf> = s
             .durable_dirs
             .iter()
@@ -394,7 +438,9 @@ impl Vfs for SimVfs {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -420,6 +466,9 @@ mod tests {
         assert!(c.starts_with(b"hello"), "{c:?}");
         assert!(c.len() <= 5 + 6 + 64);
         assert!(vfs.file_content(&unsynced).is_none());
-        assert!(f.append(b"x").is_err(), "stale handles fail after a power cut");
+        assert!(
+            f.append(b"x").is_err(),
+            "stale handles fail after a power cut"
+        );
     }
 }

@@ -24,8 +24,12 @@ async fn setup(n: u64) -> (tempfile::TempDir, EmbeddedStore, Topic, ConsumerRef)
 async fn acked_events_never_come_back_and_nacked_ones_do_after_the_delay() {
     let (_d, s, _t, c) = setup(5).await;
     let d = fetch(&s, &c, 5).await;
-    s.ack(&c, &[d[0].token.clone(), d[2].token.clone()]).await.unwrap();
-    s.nack(&c, &d[1].token, Duration::from_millis(80)).await.unwrap();
+    s.ack(&c, &[d[0].token.clone(), d[2].token.clone()])
+        .await
+        .unwrap();
+    s.nack(&c, &d[1].token, Duration::from_millis(80))
+        .await
+        .unwrap();
     s.nack(&c, &d[3].token, Duration::ZERO).await.unwrap();
     // Only the immediately nacked one is due.
     let again = fetch(&s, &c, 10).await;
@@ -51,14 +55,21 @@ async fn expired_leases_are_redelivered_and_extensions_hold_them() {
     let lease = Duration::from_millis(60);
     let d = s.fetch(&c, 3, lease, NOW).await.unwrap();
     assert_eq!(seqs(&d), [0, 1, 2]);
-    s.extend_lease(&c, &[d[2].token.clone()], LONG).await.unwrap();
+    s.extend_lease(&c, &[d[2].token.clone()], LONG)
+        .await
+        .unwrap();
     s.ack(&c, &[d[0].token.clone()]).await.unwrap();
     let back = s.fetch(&c, 10, LONG, Duration::from_secs(5)).await.unwrap();
     assert_eq!(seqs(&back), [1]);
     assert_eq!(back[0].delivery_count, 2);
     // The old holder's nack no longer applies to the new delivery.
     s.nack(&c, &d[1].token, NOW).await.unwrap();
-    assert!(s.fetch(&c, 10, LONG, Duration::from_millis(100)).await.unwrap().is_empty());
+    assert!(
+        s.fetch(&c, 10, LONG, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(s.cursor_info(&c).await.unwrap().in_flight, 2);
 }
 
@@ -68,17 +79,29 @@ async fn fetch_long_polls_until_a_publish() {
     let s = std::sync::Arc::new(s);
     let s2 = std::sync::Arc::clone(&s);
     let c2 = c.clone();
-    let waiter = tokio::spawn(async move { s2.fetch(&c2, 10, LONG, Duration::from_secs(10)).await.unwrap() });
+    let waiter = tokio::spawn(async move {
+        s2.fetch(&c2, 10, LONG, Duration::from_secs(10))
+            .await
+            .unwrap()
+    });
     tokio::task::yield_now().await;
     s.publish(&t, &recs(&t, 0..2)).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!got.is_empty());
     let empty = s.fetch(&group("other", &t), 1, LONG, NOW).await;
     assert!(empty.is_err(), "unknown cursor");
     let started = std::time::Instant::now();
     let c3 = group("late", &t);
     s.subscribe(&c3, StartFrom::Latest).await.unwrap();
-    assert!(s.fetch(&c3, 1, LONG, Duration::from_millis(50)).await.unwrap().is_empty());
+    assert!(
+        s.fetch(&c3, 1, LONG, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(started.elapsed() >= Duration::from_millis(50));
 }
 
@@ -95,7 +118,13 @@ async fn broadcasting_members_are_independent() {
     let b = fetch(&s, &m2, 2).await;
     assert_eq!(seqs(&a), [0, 1, 2, 3]);
     assert_eq!(seqs(&b), [0, 1]);
-    assert!(matches!(s.ack(&m2, &tokens(&a)).await, Err(StorageError::InvalidToken(_))), "tokens are per cursor");
+    assert!(
+        matches!(
+            s.ack(&m2, &tokens(&a)).await,
+            Err(StorageError::InvalidToken(_))
+        ),
+        "tokens are per cursor"
+    );
     assert_eq!(s.cursor_info(&m1).await.unwrap().committed, vec![(0, 4)]);
     assert_eq!(s.cursor_info(&m2).await.unwrap().committed, vec![(0, 0)]);
     // Re-subscribing keeps the position; unsubscribing forgets it.
@@ -103,7 +132,10 @@ async fn broadcasting_members_are_independent() {
     assert_eq!(s.cursor_info(&m1).await.unwrap().committed, vec![(0, 4)]);
     s.unsubscribe(&m1).await.unwrap();
     s.unsubscribe(&m1).await.unwrap();
-    assert!(matches!(s.cursor_info(&m1).await, Err(StorageError::UnknownConsumer(_))));
+    assert!(matches!(
+        s.cursor_info(&m1).await,
+        Err(StorageError::UnknownConsumer(_))
+    ));
     s.subscribe(&m1, StartFrom::Earliest).await.unwrap();
     assert_eq!(seqs(&fetch(&s, &m1, 10).await), [0, 1, 2, 3]);
 }
@@ -111,7 +143,11 @@ async fn broadcasting_members_are_independent() {
 #[tokio::test]
 async fn seek_by_offset_time_and_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let o = EmbeddedOptions { index_interval_bytes: 200, segment_bytes: 4096, ..opts(dir.path()) };
+    let o = EmbeddedOptions {
+        index_interval_bytes: 200,
+        segment_bytes: 4096,
+        ..opts(dir.path())
+    };
     let s = EmbeddedStore::open(o).unwrap();
     let t = topic("t");
     s.create_topic(&t).await.unwrap();
@@ -124,9 +160,14 @@ async fn seek_by_offset_time_and_ends() {
     for chunk in batch.chunks(10) {
         s.publish(&t, chunk).await.unwrap();
     }
-    assert!(s.log_of(&t).unwrap().segment_paths().len() > 3, "several segments");
+    assert!(
+        s.log_of(&t).unwrap().segment_paths().len() > 3,
+        "several segments"
+    );
     let c = group("g", &t);
-    s.subscribe(&c, StartFrom::Time(1000 + 10 * 120)).await.unwrap();
+    s.subscribe(&c, StartFrom::Time(1000 + 10 * 120))
+        .await
+        .unwrap();
     let d = fetch(&s, &c, 1).await;
     assert_eq!(seqs(&d), [120]);
     for (target, want) in [
@@ -164,11 +205,18 @@ async fn cursor_state_survives_a_restart() {
         s.publish(&t, &recs(&t, 0..10)).await.unwrap();
         s.subscribe(&c, StartFrom::Earliest).await.unwrap();
         let d = fetch(&s, &c, 6).await;
-        s.ack(&c, &[d[0].token.clone(), d[1].token.clone(), d[4].token.clone()]).await.unwrap();
+        s.ack(
+            &c,
+            &[d[0].token.clone(), d[1].token.clone(), d[4].token.clone()],
+        )
+        .await
+        .unwrap();
         s.nack(&c, &d[2].token, NOW).await.unwrap();
         let again = fetch(&s, &c, 1).await;
         assert_eq!((again[0].offset.seq, again[0].delivery_count), (2, 2));
-        s.nack(&c, &d[3].token, Duration::from_secs(3600)).await.unwrap();
+        s.nack(&c, &d[3].token, Duration::from_secs(3600))
+            .await
+            .unwrap();
         // No close: drop (a crash of the process; everything acked was fsynced).
     }
     let s = open(dir.path());
@@ -188,7 +236,10 @@ async fn cursor_state_survives_a_restart() {
 #[tokio::test]
 async fn journal_compaction_keeps_state() {
     let dir = tempfile::tempdir().unwrap();
-    let o = EmbeddedOptions { journal_compact_bytes: 1024, ..opts(dir.path()) };
+    let o = EmbeddedOptions {
+        journal_compact_bytes: 1024,
+        ..opts(dir.path())
+    };
     let t = topic("t");
     let c = group("g", &t);
     {
@@ -205,7 +256,11 @@ async fn journal_compaction_keeps_state() {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(jnl.iter().any(|n| n.ends_with(".jnl") && !n.contains(".00000000000000000000.")), "{jnl:?}");
+        assert!(
+            jnl.iter()
+                .any(|n| n.ends_with(".jnl") && !n.contains(".00000000000000000000.")),
+            "{jnl:?}"
+        );
         assert_eq!(jnl.len(), 2, "one snapshot and one journal: {jnl:?}");
     }
     let s = EmbeddedStore::open(o).unwrap();
@@ -217,7 +272,11 @@ async fn journal_compaction_keeps_state() {
 #[tokio::test]
 async fn retention_by_size_and_age_moves_cursors_up() {
     let dir = tempfile::tempdir().unwrap();
-    let o = EmbeddedOptions { segment_bytes: 4096, retention_bytes: Some(10_000), ..opts(dir.path()) };
+    let o = EmbeddedOptions {
+        segment_bytes: 4096,
+        retention_bytes: Some(10_000),
+        ..opts(dir.path())
+    };
     let s = EmbeddedStore::open(o).unwrap();
     let t = topic("t");
     s.create_topic(&t).await.unwrap();
@@ -231,13 +290,21 @@ async fn retention_by_size_and_age_moves_cursors_up() {
     let start = 400 - info.retained_events;
     assert!(start > 0);
     let ci = s.cursor_info(&c).await.unwrap();
-    assert_eq!(ci.committed, vec![(0, start)], "the cursor moved up to the log start");
+    assert_eq!(
+        ci.committed,
+        vec![(0, start)],
+        "the cursor moved up to the log start"
+    );
     let d = fetch(&s, &c, 1).await;
     assert_eq!(seqs(&d), [start]);
 
     // Age: records ingested long ago expire with their (sealed) segments.
     let dir2 = tempfile::tempdir().unwrap();
-    let o = EmbeddedOptions { segment_bytes: 4096, retention_age: Some(Duration::from_secs(3600)), ..opts(dir2.path()) };
+    let o = EmbeddedOptions {
+        segment_bytes: 4096,
+        retention_age: Some(Duration::from_secs(3600)),
+        ..opts(dir2.path())
+    };
     let s = EmbeddedStore::open(o).unwrap();
     s.create_topic(&t).await.unwrap();
     let mut old = recs(&t, 0..100);

@@ -20,10 +20,13 @@ pub(crate) fn topic(name: &str) -> Topic {
 }
 
 pub(crate) fn rec(t: &Topic, n: u64) -> EventRecord {
-    EventRecord::new(t.clone(), CloudEvent::new(format!("id-{n}"), "/test", "test.event").with_data(
-        "application/octet-stream",
-        Bytes::from(n.to_le_bytes().to_vec()),
-    ))
+    EventRecord::new(
+        t.clone(),
+        CloudEvent::new(format!("id-{n}"), "/test", "test.event").with_data(
+            "application/octet-stream",
+            Bytes::from(n.to_le_bytes().to_vec()),
+        ),
+    )
 }
 
 pub(crate) fn n_of(r: &EventRecord) -> u64 {
@@ -85,13 +88,19 @@ async fn publish_fetch_ack_round_trip() {
     assert!(s.create_topic(&t).await.unwrap());
     assert!(!s.create_topic(&t).await.unwrap());
     let offs = s.publish(&t, &recs(&t, 0..10)).await.unwrap();
-    assert_eq!(offs.iter().map(|o| o.seq).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        offs.iter().map(|o| o.seq).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
     let c = group("g", &t);
     s.subscribe(&c, StartFrom::Earliest).await.unwrap();
     let d = fetch(&s, &c, 4).await;
     assert_eq!(seqs(&d), [0, 1, 2, 3]);
     assert!(d.iter().all(|d| d.delivery_count == 1));
-    assert_eq!(d.iter().map(|d| n_of(&d.record)).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    assert_eq!(
+        d.iter().map(|d| n_of(&d.record)).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
     s.ack(&c, &tokens(&d)).await.unwrap();
     s.ack(&c, &tokens(&d)).await.unwrap();
     let info = s.cursor_info(&c).await.unwrap();
@@ -105,35 +114,70 @@ async fn publish_fetch_ack_round_trip() {
     assert_eq!(topics[0].retained_events, 10);
     s.health().await.unwrap();
     s.close().await.unwrap();
-    assert!(matches!(s.publish(&t, &recs(&t, 0..1)).await, Err(StorageError::Closed)));
+    assert!(matches!(
+        s.publish(&t, &recs(&t, 0..1)).await,
+        Err(StorageError::Closed)
+    ));
     assert!(matches!(s.close().await, Err(StorageError::Closed)));
 }
 
 #[tokio::test]
 async fn requests_are_validated() {
     let dir = tempfile::tempdir().unwrap();
-    let o = EmbeddedOptions { max_event_bytes: 300, max_batch_events: 5, ..opts(dir.path()) };
+    let o = EmbeddedOptions {
+        max_event_bytes: 300,
+        max_batch_events: 5,
+        ..opts(dir.path())
+    };
     let s = EmbeddedStore::open(o).unwrap();
     let t = topic("t");
     let other = topic("other");
-    assert!(matches!(s.publish(&t, &recs(&t, 0..1)).await, Err(StorageError::UnknownTopic(_))));
+    assert!(matches!(
+        s.publish(&t, &recs(&t, 0..1)).await,
+        Err(StorageError::UnknownTopic(_))
+    ));
     s.create_topic(&t).await.unwrap();
     assert!(s.publish(&t, &[]).await.unwrap().is_empty());
-    assert!(matches!(s.publish(&t, &recs(&other, 0..1)).await, Err(StorageError::Invalid(_))));
-    assert!(matches!(s.publish(&t, &recs(&t, 0..6)).await, Err(StorageError::Invalid(_))));
+    assert!(matches!(
+        s.publish(&t, &recs(&other, 0..1)).await,
+        Err(StorageError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.publish(&t, &recs(&t, 0..6)).await,
+        Err(StorageError::Invalid(_))
+    ));
     let mut big = rec(&t, 1);
     big.event.data = Some(Bytes::from(vec![7u8; 400]));
     let err = s.publish(&t, &[rec(&t, 0), big]).await.unwrap_err();
-    assert!(matches!(&err, StorageError::Invalid(m) if m.contains("event 1")), "{err}");
+    assert!(
+        matches!(&err, StorageError::Invalid(m) if m.contains("event 1")),
+        "{err}"
+    );
     // Nothing of a refused batch was stored.
     assert_eq!(s.list_topics().await.unwrap()[0].retained_events, 0);
     let c = group("g", &t);
-    assert!(matches!(s.fetch(&c, 1, LONG, NOW).await, Err(StorageError::UnknownConsumer(_))));
+    assert!(matches!(
+        s.fetch(&c, 1, LONG, NOW).await,
+        Err(StorageError::UnknownConsumer(_))
+    ));
     s.subscribe(&c, StartFrom::Earliest).await.unwrap();
-    for junk in [Bytes::new(), Bytes::from_static(b"garbage"), Bytes::from(vec![1u8; 33])] {
-        assert!(matches!(s.ack(&c, &[AckToken(junk.clone())]).await, Err(StorageError::InvalidToken(_))));
-        assert!(matches!(s.nack(&c, &AckToken(junk.clone()), NOW).await, Err(StorageError::InvalidToken(_))));
-        assert!(matches!(s.extend_lease(&c, &[AckToken(junk)], LONG).await, Err(StorageError::InvalidToken(_))));
+    for junk in [
+        Bytes::new(),
+        Bytes::from_static(b"garbage"),
+        Bytes::from(vec![1u8; 33]),
+    ] {
+        assert!(matches!(
+            s.ack(&c, &[AckToken(junk.clone())]).await,
+            Err(StorageError::InvalidToken(_))
+        ));
+        assert!(matches!(
+            s.nack(&c, &AckToken(junk.clone()), NOW).await,
+            Err(StorageError::InvalidToken(_))
+        ));
+        assert!(matches!(
+            s.extend_lease(&c, &[AckToken(junk)], LONG).await,
+            Err(StorageError::InvalidToken(_))
+        ));
     }
 }
 
@@ -160,7 +204,10 @@ async fn concurrent_publishers_are_group_committed_in_order() {
     for task in tasks {
         let (p, offs) = task.await.unwrap();
         // A batch gets consecutive offsets; one publisher's batches are in order.
-        assert!(offs.windows(2).all(|w| w[0].seq < w[1].seq), "publisher {p}");
+        assert!(
+            offs.windows(2).all(|w| w[0].seq < w[1].seq),
+            "publisher {p}"
+        );
         all.extend(offs.iter().map(|o| o.seq));
     }
     all.sort_unstable();
@@ -190,7 +237,10 @@ async fn unreadable_data_dir_is_a_clear_error() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let err = EmbeddedStore::open(opts(&file)).unwrap_err();
-    assert!(matches!(&err, StorageError::Io { path, .. } if path.starts_with(&file)), "{err}");
+    assert!(
+        matches!(&err, StorageError::Io { path, .. } if path.starts_with(&file)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -203,13 +253,23 @@ async fn full_disk_fails_the_batch_and_leaves_no_half_record() {
     s.publish(&t, &recs(&t, 0..10)).await.unwrap();
     vfs.set_space_left(Some(500));
     let err = s.publish(&t, &recs(&t, 10..20)).await.unwrap_err();
-    assert!(matches!(&err, StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull), "{err}");
-    assert!(err.to_string().contains(".log"), "the error names the file: {err}");
+    assert!(
+        matches!(&err, StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(".log"),
+        "the error names the file: {err}"
+    );
     vfs.set_space_left(None);
     s.publish(&t, &recs(&t, 20..25)).await.unwrap();
     let c = group("g", &t);
     s.subscribe(&c, StartFrom::Earliest).await.unwrap();
-    let got: Vec<u64> = drain(&s, &c).await.iter().map(|d| n_of(&d.record)).collect();
+    let got: Vec<u64> = drain(&s, &c)
+        .await
+        .iter()
+        .map(|d| n_of(&d.record))
+        .collect();
     assert_eq!(got, (0..10).chain(20..25).collect::<Vec<_>>());
     s.close().await.unwrap();
     let s = open_sim(&vfs, o).unwrap();
@@ -225,17 +285,29 @@ async fn failed_fsync_stops_the_topic_until_reopen() {
     let t = topic("t");
     s.create_topic(&t).await.unwrap();
     vfs.set_fail_sync(true);
-    assert!(matches!(s.publish(&t, &recs(&t, 0..3)).await, Err(StorageError::Io { .. })));
+    assert!(matches!(
+        s.publish(&t, &recs(&t, 0..3)).await,
+        Err(StorageError::Io { .. })
+    ));
     vfs.set_fail_sync(false);
-    assert!(matches!(s.publish(&t, &recs(&t, 3..4)).await, Err(StorageError::Unavailable(_))));
+    assert!(matches!(
+        s.publish(&t, &recs(&t, 3..4)).await,
+        Err(StorageError::Unavailable(_))
+    ));
     assert!(s.health().await.is_err());
 }
 
 #[tokio::test]
 async fn fsync_policies_all_store_and_serve() {
-    for policy in [FsyncPolicy::Never, FsyncPolicy::Interval(Duration::from_millis(5))] {
+    for policy in [
+        FsyncPolicy::Never,
+        FsyncPolicy::Interval(Duration::from_millis(5)),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let o = EmbeddedOptions { fsync: policy, ..opts(dir.path()) };
+        let o = EmbeddedOptions {
+            fsync: policy,
+            ..opts(dir.path())
+        };
         let s = EmbeddedStore::open(o.clone()).unwrap();
         let t = topic("t");
         s.create_topic(&t).await.unwrap();
@@ -258,13 +330,23 @@ async fn delete_topic_removes_everything() {
     let s = open(dir.path());
     let t = Topic::with_tenant("acme", "orders/created").unwrap();
     s.create_topic(&t).await.unwrap();
-    assert!(dir.path().join("topics/acme%7Eorders%2Fcreated/TOPIC").exists());
+    assert!(
+        dir.path()
+            .join("topics/acme%7Eorders%2Fcreated/TOPIC")
+            .exists()
+    );
     s.publish(&t, &recs(&t, 0..3)).await.unwrap();
     let c = group("g", &t);
     s.subscribe(&c, StartFrom::Earliest).await.unwrap();
     s.delete_topic(&t).await.unwrap();
-    assert!(matches!(s.fetch(&c, 1, LONG, NOW).await, Err(StorageError::UnknownTopic(_))));
-    assert!(matches!(s.delete_topic(&t).await, Err(StorageError::UnknownTopic(_))));
+    assert!(matches!(
+        s.fetch(&c, 1, LONG, NOW).await,
+        Err(StorageError::UnknownTopic(_))
+    ));
+    assert!(matches!(
+        s.delete_topic(&t).await,
+        Err(StorageError::UnknownTopic(_))
+    ));
     assert!(!dir.path().join("topics/acme%7Eorders%2Fcreated").exists());
     s.create_topic(&t).await.unwrap();
     assert_eq!(s.list_topics().await.unwrap()[0].retained_events, 0);

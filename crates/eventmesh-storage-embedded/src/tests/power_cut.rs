@@ -21,7 +21,10 @@ struct Acknowledged {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_random_power_cuts() {
-    let cycles: u64 = std::env::var("EVENTMESH_POWER_CUT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(150);
+    let cycles: u64 = std::env::var("EVENTMESH_POWER_CUT_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
     let root = Path::new("/sim");
     let vfs = SimVfs::new(root, 0x5eed);
     let o = EmbeddedOptions {
@@ -35,7 +38,10 @@ async fn acknowledged_events_survive_random_power_cuts() {
     let mut rng = StdRng::seed_from_u64(42);
     let mut next_event = 0u64;
     for cycle in 0..cycles {
-        let s = Arc::new(open_sim(&vfs, o.clone()).unwrap_or_else(|e| panic!("cycle {cycle}: reopen failed: {e}")));
+        let s = Arc::new(
+            open_sim(&vfs, o.clone())
+                .unwrap_or_else(|e| panic!("cycle {cycle}: reopen failed: {e}")),
+        );
         verify(&s, &t, &c, &state, cycle, cycle % 25 == 0).await;
         if cycle == 0 {
             s.create_topic(&t).await.unwrap();
@@ -50,7 +56,9 @@ async fn acknowledged_events_survive_random_power_cuts() {
                 let mut n = first;
                 for size in sizes {
                     let batch = recs(&t, n..n + size);
-                    let Ok(offs) = s.publish(&t, &batch).await else { return };
+                    let Ok(offs) = s.publish(&t, &batch).await else {
+                        return;
+                    };
                     let mut st = state.lock();
                     for (o, r) in offs.iter().zip(&batch) {
                         st.published.insert(o.seq, n_of(r));
@@ -63,7 +71,12 @@ async fn acknowledged_events_survive_random_power_cuts() {
             let (s, c, state) = (Arc::clone(&s), c.clone(), Arc::clone(&state));
             tasks.push(tokio::spawn(async move {
                 for _ in 0..30 {
-                    let Ok(d) = s.fetch(&c, 7, Duration::from_millis(5), Duration::from_millis(1)).await else { return };
+                    let Ok(d) = s
+                        .fetch(&c, 7, Duration::from_millis(5), Duration::from_millis(1))
+                        .await
+                    else {
+                        return;
+                    };
                     let keep: Vec<&Delivery> = d.iter().filter(|d| d.offset.seq % 3 != 1).collect();
                     let toks: Vec<AckToken> = keep.iter().map(|d| d.token.clone()).collect();
                     if s.ack(&c, &toks).await.is_err() {
@@ -89,7 +102,11 @@ async fn acknowledged_events_survive_random_power_cuts() {
     verify(&s, &t, &c, &state, cycles, true).await;
     let s_len = s.log_of(&t).unwrap().next_seq();
     let st = state.lock();
-    assert!(st.published.len() > 1000, "the test published too little: {}", st.published.len());
+    assert!(
+        st.published.len() > 1000,
+        "the test published too little: {}",
+        st.published.len()
+    );
     assert!(!st.acked.is_empty());
     let torn = crate::recovery::TORN_TAILS_CUT.load(std::sync::atomic::Ordering::Relaxed);
     let stored = s_len;
@@ -102,30 +119,73 @@ async fn acknowledged_events_survive_random_power_cuts() {
     assert!(torn > 0, "no power cut tore a record");
 }
 
-async fn verify(s: &Arc<EmbeddedStore>, t: &Topic, c: &ConsumerRef, state: &Mutex<Acknowledged>, cycle: u64, full: bool) {
+async fn verify(
+    s: &Arc<EmbeddedStore>,
+    t: &Topic,
+    c: &ConsumerRef,
+    state: &Mutex<Acknowledged>,
+    cycle: u64,
+    full: bool,
+) {
     let Some(log) = s.log_of(t) else {
-        assert!(state.lock().published.is_empty(), "cycle {cycle}: topic lost");
+        assert!(
+            state.lock().published.is_empty(),
+            "cycle {cycle}: topic lost"
+        );
         return;
     };
     // Every stored record is intact (reads check checksums and sequence numbers) and every
     // acknowledged one is there, unchanged. The whole log is checked every few cycles, the part
     // the last cycles wrote every time.
-    let from = if full { 0 } else { state.lock().published.keys().next_back().map_or(0, |last| last.saturating_sub(2000)) };
-    let all = log.read(from, usize::MAX).unwrap_or_else(|e| panic!("cycle {cycle}: read failed: {e}"));
-    assert!(all.iter().enumerate().all(|(i, (seq, _))| *seq == from + i as u64), "cycle {cycle}: gap");
-    let st = state.lock();
-    for (seq, n) in st.published.range(from..) {
-        let got = all.get((*seq - from) as usize).map(|(_, r)| n_of(r));
-        assert_eq!(got, Some(*n), "cycle {cycle}: acknowledged event at seq {seq} lost or changed");
-    }
-    let acked = st.acked.clone();
-    drop(st);
+    let from = if full {
+        0
+    } else {
+        state
+            .lock()
+            .published
+            .keys()
+            .next_back()
+            .map_or(0, |last| last.saturating_sub(2000))
+    };
+    let all = log
+        .read(from, usize::MAX)
+        .unwrap_or_else(|e| panic!("cycle {cycle}: read failed: {e}"));
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, (seq, _))| *seq == from + i as u64),
+        "cycle {cycle}: gap"
+    );
+    let acked = {
+        let st = state.lock();
+        for (seq, n) in st.published.range(from..) {
+            let got = all.get((*seq - from) as usize).map(|(_, r)| n_of(r));
+            assert_eq!(
+                got,
+                Some(*n),
+                "cycle {cycle}: acknowledged event at seq {seq} lost or changed"
+            );
+        }
+        st.acked.clone()
+    };
     // Acked events are never delivered again to the cursor. Redelivered ones are acked here.
     let d = s.fetch(c, 2000, LONG, NOW).await.unwrap();
     for d in &d {
-        assert!(!acked.contains(&d.offset.seq), "cycle {cycle}: acked event {} delivered again", d.offset.seq);
+        assert!(
+            !acked.contains(&d.offset.seq),
+            "cycle {cycle}: acked event {} delivered again",
+            d.offset.seq
+        );
     }
     let again: Vec<&Delivery> = d.iter().filter(|d| d.delivery_count >= 2).collect();
-    s.ack(c, &again.iter().map(|d| d.token.clone()).collect::<Vec<_>>()).await.unwrap();
-    state.lock().acked.extend(again.iter().map(|d| d.offset.seq));
+    s.ack(
+        c,
+        &again.iter().map(|d| d.token.clone()).collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    state
+        .lock()
+        .acked
+        .extend(again.iter().map(|d| d.offset.seq));
 }

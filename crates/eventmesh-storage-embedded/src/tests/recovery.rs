@@ -19,7 +19,10 @@ fn frame_starts(bytes: &[u8]) -> Vec<usize> {
 }
 
 fn segment(dir: &Path, t: &Topic, base: u64) -> PathBuf {
-    dir.join("topics").join(crate::names::safe_name(&t.to_string())).join("p0").join(crate::segment::segment_file_name(base))
+    dir.join("topics")
+        .join(crate::names::safe_name(&t.to_string()))
+        .join("p0")
+        .join(crate::segment::segment_file_name(base))
 }
 
 async fn write_five(dir: &Path, t: &Topic) -> Vec<u8> {
@@ -28,7 +31,9 @@ async fn write_five(dir: &Path, t: &Topic) -> Vec<u8> {
     for n in 0..5 {
         s.publish(t, &[rec(t, n)]).await.unwrap();
     }
-    s.subscribe(&group("v", t), StartFrom::Earliest).await.unwrap();
+    s.subscribe(&group("v", t), StartFrom::Earliest)
+        .await
+        .unwrap();
     s.close().await.unwrap();
     std::fs::read(segment(dir, t, 0)).unwrap()
 }
@@ -37,12 +42,20 @@ async fn check_recovers_four(dir: &Path, t: &Topic, label: &str) {
     let s = open(dir);
     let c = group("v", t);
     s.seek(&c, StartFrom::Earliest).await.unwrap();
-    let got: Vec<(u64, u64)> = drain(&s, &c).await.iter().map(|d| (d.offset.seq, n_of(&d.record))).collect();
+    let got: Vec<(u64, u64)> = drain(&s, &c)
+        .await
+        .iter()
+        .map(|d| (d.offset.seq, n_of(&d.record)))
+        .collect();
     assert_eq!(got, (0..4).map(|n| (n, n)).collect::<Vec<_>>(), "{label}");
     let offs = s.publish(t, &[rec(t, 99)]).await.unwrap();
     assert_eq!(offs[0].seq, 4, "{label}: appending works again");
     let d = fetch(&s, &c, 10).await;
-    assert_eq!(d.iter().map(|d| n_of(&d.record)).collect::<Vec<_>>(), [99], "{label}");
+    assert_eq!(
+        d.iter().map(|d| n_of(&d.record)).collect::<Vec<_>>(),
+        [99],
+        "{label}"
+    );
     s.close().await.unwrap();
 }
 
@@ -86,7 +99,11 @@ async fn corruption_in_the_middle_refuses_to_open_naming_file_and_offset() {
     bad[starts[2] + 30] ^= 1;
     std::fs::write(&path, &bad).unwrap();
     match EmbeddedStore::open(opts(dir.path())) {
-        Err(StorageError::Corrupt { path: p, offset, reason }) => {
+        Err(StorageError::Corrupt {
+            path: p,
+            offset,
+            reason,
+        }) => {
             assert_eq!(p, path);
             assert_eq!(offset, starts[2] as u64);
             assert!(reason.contains("checksum"), "{reason}");
@@ -98,7 +115,10 @@ async fn corruption_in_the_middle_refuses_to_open_naming_file_and_offset() {
     bad[starts[1]..starts[1] + 4].copy_from_slice(&3u32.to_le_bytes());
     std::fs::write(&path, &bad).unwrap();
     let err = EmbeddedStore::open(opts(dir.path())).unwrap_err();
-    assert!(matches!(err, StorageError::Corrupt { offset, .. } if offset == starts[1] as u64), "{err}");
+    assert!(
+        matches!(err, StorageError::Corrupt { offset, .. } if offset == starts[1] as u64),
+        "{err}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("00000000000000000000.log"), "{msg}");
     // Garbage appended after good records is not a torn write either when it is not at the
@@ -112,7 +132,11 @@ async fn any_bad_record_in_a_sealed_segment_refuses_to_open() {
     let dir = tempfile::tempdir().unwrap();
     let t = topic("sealed");
     {
-        let s = EmbeddedStore::open(EmbeddedOptions { segment_bytes: 4096, ..opts(dir.path()) }).unwrap();
+        let s = EmbeddedStore::open(EmbeddedOptions {
+            segment_bytes: 4096,
+            ..opts(dir.path())
+        })
+        .unwrap();
         s.create_topic(&t).await.unwrap();
         for n in 0..10 {
             s.publish(&t, &recs(&t, n * 20..n * 20 + 20)).await.unwrap();
@@ -125,7 +149,10 @@ async fn any_bad_record_in_a_sealed_segment_refuses_to_open() {
     // Cut the sealed segment's last record: at the end of its file, but not of the log.
     std::fs::write(&path, &pristine[..pristine.len() - 5]).unwrap();
     let err = EmbeddedStore::open(opts(dir.path())).unwrap_err();
-    assert!(matches!(&err, StorageError::Corrupt { path: p, offset, .. } if *p == path && *offset == last as u64), "{err}");
+    assert!(
+        matches!(&err, StorageError::Corrupt { path: p, offset, .. } if *p == path && *offset == last as u64),
+        "{err}"
+    );
     std::fs::write(&path, &pristine).unwrap();
     EmbeddedStore::open(opts(dir.path())).unwrap();
 }
@@ -135,7 +162,11 @@ async fn sequence_gaps_between_segments_refuse_to_open() {
     let dir = tempfile::tempdir().unwrap();
     let t = topic("gap");
     {
-        let s = EmbeddedStore::open(EmbeddedOptions { segment_bytes: 4096, ..opts(dir.path()) }).unwrap();
+        let s = EmbeddedStore::open(EmbeddedOptions {
+            segment_bytes: 4096,
+            ..opts(dir.path())
+        })
+        .unwrap();
         s.create_topic(&t).await.unwrap();
         for n in 0..10 {
             s.publish(&t, &recs(&t, n * 20..n * 20 + 20)).await.unwrap();
@@ -144,14 +175,19 @@ async fn sequence_gaps_between_segments_refuse_to_open() {
     let p0 = segment(dir.path(), &t, 0);
     let bases: Vec<u64> = std::fs::read_dir(p0.parent().unwrap())
         .unwrap()
-        .filter_map(|e| crate::segment::parse_segment_file_name(&e.unwrap().file_name().to_string_lossy()))
+        .filter_map(|e| {
+            crate::segment::parse_segment_file_name(&e.unwrap().file_name().to_string_lossy())
+        })
         .collect();
     let mut bases = bases;
     bases.sort_unstable();
     assert!(bases.len() >= 3);
     std::fs::remove_file(segment(dir.path(), &t, bases[1])).unwrap();
     let err = EmbeddedStore::open(opts(dir.path())).unwrap_err();
-    assert!(matches!(&err, StorageError::Corrupt { reason, .. } if reason.contains("ends at")), "{err}");
+    assert!(
+        matches!(&err, StorageError::Corrupt { reason, .. } if reason.contains("ends at")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -168,18 +204,26 @@ async fn torn_journal_tail_is_cut() {
         s.ack(&c, &tokens(&d[..2])).await.unwrap();
         s.close().await.unwrap();
     }
-    let jpath = dir.path().join("topics/j/cursors/c.g.00000000000000000000.jnl");
+    let jpath = dir
+        .path()
+        .join("topics/j/cursors/c.g.00000000000000000000.jnl");
     let pristine = std::fs::read(&jpath).unwrap();
     for cut in 0..pristine.len() {
         std::fs::write(&jpath, &pristine[..cut]).unwrap();
         let s = open(dir.path());
         let info = s.cursor_info(&c).await.unwrap();
-        assert!(info.committed == vec![(0, 0)] || info.committed == vec![(0, 2)], "cut {cut}: {info:?}");
+        assert!(
+            info.committed == vec![(0, 0)] || info.committed == vec![(0, 2)],
+            "cut {cut}: {info:?}"
+        );
         drop(s);
     }
     let mut bad = pristine.clone();
     bad[10] ^= 0xff;
     std::fs::write(&jpath, &bad).unwrap();
     let err = EmbeddedStore::open(opts(dir.path())).unwrap_err();
-    assert!(matches!(&err, StorageError::Corrupt { path, .. } if *path == jpath), "{err}");
+    assert!(
+        matches!(&err, StorageError::Corrupt { path, .. } if *path == jpath),
+        "{err}"
+    );
 }
