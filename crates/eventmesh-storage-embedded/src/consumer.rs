@@ -311,6 +311,17 @@ impl Cursor {
             && (!sync || p.synced.load(Ordering::Acquire) >= ticket)
     }
 
+    /// `Err` if a journal write failed (the cursor then refuses every operation).
+    pub(crate) fn health(&self) -> Result<(), StorageError> {
+        match &*self.progress.failed.lock() {
+            Some(why) => Err(StorageError::Unavailable(format!(
+                "cursor `{}` failed ({why}); reopen the store",
+                self.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The ticket of the last op appended.
     pub(crate) fn appended(&self) -> u64 {
         self.inner.lock().appended

@@ -861,6 +861,9 @@ impl EventStore for EmbeddedStore {
         self.inner.check_open()?;
         for t in self.inner.all_topics() {
             t.log.check_healthy()?;
+            for c in t.cursors.read().values() {
+                c.health()?;
+            }
         }
         let root = &self.inner.opts.data_dir;
         if !self.inner.vfs.exists(root).map_err(|e| io_err(root, e))? {

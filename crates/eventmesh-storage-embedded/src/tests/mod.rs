@@ -316,7 +316,6 @@ async fn fsync_policies_all_store_and_serve() {
         s.subscribe(&c, StartFrom::Earliest).await.unwrap();
         let d = fetch(&s, &c, 10).await;
         s.ack(&c, &tokens(&d)).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
         s.close().await.unwrap();
         let s = EmbeddedStore::open(o).unwrap();
         assert_eq!(s.cursor_info(&c).await.unwrap().committed, vec![(0, 10)]);
@@ -353,4 +352,28 @@ async fn delete_topic_removes_everything() {
     s.close().await.unwrap();
     let s = open(dir.path());
     assert_eq!(s.list_topics().await.unwrap()[0].topic, t);
+}
+
+#[tokio::test]
+async fn interval_policy_fsyncs_in_the_background() {
+    let vfs = SimVfs::new(Path::new("/sim"), 3);
+    let o = EmbeddedOptions {
+        fsync: FsyncPolicy::Interval(Duration::from_millis(10)),
+        ..opts(Path::new("/sim/data"))
+    };
+    let s = open_sim(&vfs, o.clone()).unwrap();
+    let t = topic("t");
+    s.create_topic(&t).await.unwrap();
+    let c = group("g", &t);
+    s.subscribe(&c, StartFrom::Earliest).await.unwrap();
+    s.publish(&t, &recs(&t, 0..20)).await.unwrap();
+    let d = fetch(&s, &c, 5).await;
+    s.ack(&c, &tokens(&d)).await.unwrap();
+    // Real time must pass for the interval to fire.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    vfs.power_cut();
+    drop(s);
+    let s = open_sim(&vfs, o).unwrap();
+    assert_eq!(s.list_topics().await.unwrap()[0].retained_events, 20);
+    assert_eq!(s.cursor_info(&c).await.unwrap().committed, vec![(0, 5)]);
 }
