@@ -317,3 +317,83 @@ async fn retention_by_size_and_age_moves_cursors_up() {
     let info = &s.list_topics().await.unwrap()[0];
     assert_eq!(info.retained_events, 100, "{info:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fetchers_of_one_cursor_never_share_an_event() {
+    let (_d, s, _t, c) = setup(2000).await;
+    let s = std::sync::Arc::new(s);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (s, c) = (std::sync::Arc::clone(&s), c.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let d = s.fetch(&c, 37, LONG, NOW).await.unwrap();
+                if d.is_empty() {
+                    return got;
+                }
+                s.ack(&c, &tokens(&d)).await.unwrap();
+                got.extend(seqs(&d));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..2000).collect::<Vec<_>>());
+    assert_eq!(s.cursor_info(&c).await.unwrap().committed, vec![(0, 2000)]);
+}
+
+#[tokio::test]
+async fn a_nack_wakes_a_waiting_fetch() {
+    let (_d, s, _t, c) = setup(1).await;
+    let s = std::sync::Arc::new(s);
+    let d = fetch(&s, &c, 1).await;
+    let (s2, c2) = (std::sync::Arc::clone(&s), c.clone());
+    let waiter = tokio::spawn(async move {
+        s2.fetch(&c2, 1, LONG, Duration::from_secs(30))
+            .await
+            .unwrap()
+    });
+    tokio::task::yield_now().await;
+    s.nack(&c, &d[0].token, Duration::ZERO).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got[0].offset.seq, got[0].delivery_count), (0, 2));
+}
+
+#[tokio::test]
+async fn large_events_round_trip_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = topic("big");
+    let c = group("g", &t);
+    let mut batch = recs(&t, 0..6);
+    for (i, r) in batch.iter_mut().enumerate() {
+        let mut data = (i as u64).to_le_bytes().to_vec();
+        data.resize(if i % 2 == 0 { 3 * 1024 * 1024 } else { 100 }, i as u8);
+        r.event.data = Some(Bytes::from(data));
+    }
+    {
+        let s = open(dir.path());
+        s.create_topic(&t).await.unwrap();
+        s.subscribe(&c, StartFrom::Earliest).await.unwrap();
+        for r in &batch {
+            s.publish(&t, std::slice::from_ref(r)).await.unwrap();
+        }
+        let d = fetch(&s, &c, 2).await;
+        assert_eq!(d[0].record, batch[0]);
+        s.close().await.unwrap();
+    }
+    let s = open(dir.path());
+    let d = drain(&s, &c).await;
+    assert_eq!(
+        d.iter().map(|d| d.record.clone()).collect::<Vec<_>>(),
+        batch
+    );
+    s.seek(&c, StartFrom::Offset(4)).await.unwrap();
+    assert_eq!(fetch(&s, &c, 1).await[0].record, batch[4]);
+}
