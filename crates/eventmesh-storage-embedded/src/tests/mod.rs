@@ -377,3 +377,30 @@ async fn interval_policy_fsyncs_in_the_background() {
     assert_eq!(s.list_topics().await.unwrap()[0].retained_events, 20);
     assert_eq!(s.cursor_info(&c).await.unwrap().committed, vec![(0, 5)]);
 }
+
+#[tokio::test]
+async fn long_topic_and_member_names_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topic::with_tenant("tenant-1", &"/é".repeat(80)).unwrap();
+    let g = GroupName::new(&"g/".repeat(100)).unwrap();
+    let member = format!("http://example.invalid/{}", "hook/".repeat(100));
+    let c = ConsumerRef::broadcasting(t.clone(), g.clone(), member.clone());
+    let c2 = ConsumerRef::clustering(t.clone(), g);
+    {
+        let s = open(dir.path());
+        s.create_topic(&t).await.unwrap();
+        s.publish(&t, &recs(&t, 0..3)).await.unwrap();
+        s.subscribe(&c, StartFrom::Earliest).await.unwrap();
+        s.subscribe(&c2, StartFrom::Latest).await.unwrap();
+        let d = fetch(&s, &c, 1).await;
+        s.ack(&c, &tokens(&d)).await.unwrap();
+        s.close().await.unwrap();
+    }
+    for e in std::fs::read_dir(dir.path().join("topics")).unwrap() {
+        assert!(e.unwrap().file_name().len() <= 200);
+    }
+    let s = open(dir.path());
+    assert_eq!(s.list_topics().await.unwrap()[0].topic, t);
+    assert_eq!(s.cursor_info(&c).await.unwrap().committed, vec![(0, 1)]);
+    assert_eq!(s.cursor_info(&c2).await.unwrap().committed, vec![(0, 3)]);
+}
