@@ -352,7 +352,8 @@ impl CursorState {
         let id = r.u64()?;
         let epoch = r.u32()?;
         let n = r.u32()? as usize;
-        if n > r.remaining() / 32 {
+        // Every cursor has at least partition 0.
+        if n == 0 || n > r.remaining() / 32 {
             return None;
         }
         let mut parts = Vec::with_capacity(n);
