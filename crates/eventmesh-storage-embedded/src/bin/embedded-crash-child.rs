@@ -1,7 +1,7 @@
 //! Helper process for `tests/crash.rs` (feature `failpoints`).
 //!
-//! `embedded-crash-child <data_dir> <first_event_number> <rounds>` opens the store (fsync
-//! `Batch`), then per round publishes a batch and acks part of what it fetches. It prints one
+//! `embedded-crash-child <data_dir> <first_event_number> <rounds> [batch|never]` opens the store
+//! (fsync `Batch` by default; `never` still survives a crash of the process), then per round publishes a batch and acks part of what it fetches. It prints one
 //! line per confirmed operation, flushed before the next operation starts:
 //!
 //! * `published <first_seq> <count> <first_event_number>` once a publish returned (the events
@@ -16,12 +16,23 @@ use std::time::Duration;
 use bytes::Bytes;
 use eventmesh_core::{CloudEvent, EventRecord, GroupName, Topic};
 use eventmesh_storage::{ConsumerRef, EventStore, StartFrom};
-use eventmesh_storage_embedded::{EmbeddedOptions, EmbeddedStore};
+use eventmesh_storage_embedded::{EmbeddedOptions, EmbeddedStore, FsyncPolicy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, dir, first, rounds] = args.as_slice() else {
-        return Err("usage: embedded-crash-child <data_dir> <first_event_number> <rounds>".into());
+    let (dir, first, rounds, policy) = match args.as_slice() {
+        [_, dir, first, rounds] => (dir, first, rounds, "batch"),
+        [_, dir, first, rounds, policy] => (dir, first, rounds, policy.as_str()),
+        _ => {
+            return Err(
+                "usage: embedded-crash-child <data_dir> <first_event_number> <rounds> [batch|never]".into(),
+            );
+        }
+    };
+    let fsync = match policy {
+        "batch" => FsyncPolicy::Batch,
+        "never" => FsyncPolicy::Never,
+        other => return Err(format!("unknown fsync policy {other}").into()),
     };
     let mut next_event: u64 = first.parse()?;
     let rounds: u64 = rounds.parse()?;
@@ -31,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     rt.block_on(async move {
         let opts = EmbeddedOptions {
+            fsync,
             segment_bytes: 16 * 1024,
             journal_compact_bytes: 4096,
             ..EmbeddedOptions::new(dir)
