@@ -48,8 +48,14 @@
 //! back to the last good record (and if even that fails, or an fsync fails, the topic refuses
 //! writes until the store is reopened). Under [`FsyncPolicy::Interval`] publishes are answered
 //! once written to the OS and a background task fsyncs every interval; under
-//! [`FsyncPolicy::Never`] only sealing, snapshots and `close` fsync. Readers never see a record
-//! before it is answered, so consumers never get an event a crash could take back (under Batch).
+//! [`FsyncPolicy::Never`] only sealing a segment, creating topics and cursors, snapshots and
+//! `close` fsync. Readers never see a record before it is answered, so consumers never get an
+//! event a crash could take back (under Batch).
+//!
+//! The writer is a tokio task; the file I/O of each group runs on tokio's blocking pool. A
+//! dedicated OS thread per topic measured up to ~30% faster for 1,000 × 128 B batches on the
+//! reference machine (fewer cross-thread wake-ups), but pins one thread per topic; the blocking
+//! pool keeps the thread count independent of the number of topics.
 //!
 //! # Cursors
 //!
@@ -65,6 +71,13 @@
 //! (temporary file, fsync, rename, directory fsync). After a restart, events that were in
 //! flight are due at once with their delivery counts continued (nack delays are kept), and acked
 //! events never come back. Cursors below the log start (retention) move up to it.
+//!
+//! Tokens: a malformed token, or one issued by another cursor or store, is refused with
+//! `StorageError::InvalidToken`. A token from before the cursor's last seek is stale and ignored.
+//! An ack through the token of an earlier delivery of the same event still marks it done (the
+//! event was processed); a nack or lease extension through such a token is ignored, since the
+//! event now belongs to its latest delivery. Unsubscribing a cursor that does not exist is not an
+//! error.
 //!
 //! # Recovery and invariants
 //!
