@@ -408,3 +408,49 @@ async fn n_publish(n: &Node, s: &eventmesh_runtime::core::SessionHandle, count: 
         .await
         .expect("publish");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_session_is_closed_by_its_timeout_and_its_in_flight_redelivered() {
+    // Default 30 s ack timeout: the idle timeout (10 s) acts first.
+    let n = node(CoreOptions::default()).await;
+    let idle = session(&n.core, "idle");
+    idle.set_idle_timeout(Some(Duration::from_secs(10)));
+    let (ep, mut idle_rx) = endpoint(10);
+    n.core
+        .subscribe(&idle, clustering("g", "t"), ep)
+        .await
+        .unwrap();
+    let alive = session(&n.core, "alive");
+    alive.set_idle_timeout(Some(Duration::from_secs(10)));
+    let p = session(&n.core, "pub");
+    n.core.publish(&p, &topic("t"), vec![ev(1)]).await.unwrap();
+    let held = recv(&mut idle_rx).await;
+    let t0 = Instant::now();
+    // Only now does the other member join (so the event went to `idle`).
+    let (ep, mut alive_rx) = endpoint(10);
+    n.core
+        .subscribe(&alive, clustering("g", "t"), ep)
+        .await
+        .unwrap();
+    let again = tokio::select! {
+        push = recv(&mut alive_rx) => push,
+        // A heartbeat every 4 s keeps `alive` open meanwhile.
+        _ = async { loop { tokio::time::sleep(Duration::from_secs(4)).await; alive.touch(); } } => unreachable!(),
+    };
+    assert_eq!((again.record.id, again.attempt), (held.record.id, 2));
+    assert!(
+        t0.elapsed() >= Duration::from_secs(9) && t0.elapsed() < Duration::from_secs(13),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(idle.is_closed());
+    assert!(!alive.is_closed());
+    n.core.ack(&alive, again.delivery).unwrap();
+    let err = n
+        .core
+        .publish(&idle, &topic("t"), vec![ev(2)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert_eq!(n.core.session_count(), 2, "alive and the publisher");
+}

@@ -36,6 +36,11 @@ fn options() -> CoreOptions {
 
 /// Runs the scenario against `store`; returns how many deliveries were nacked.
 pub async fn scenario(store: Arc<dyn EventStore>) -> usize {
+    // `RUST_LOG=eventmesh_runtime=debug` shows the core's decisions when this fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let core = core_on("node-a", store.clone(), EmbeddedMeta::new(), options()).await;
     // Done events: mesh id → number of acks.
     let done: Arc<Mutex<HashMap<eventmesh_core::EventId, u32>>> = Arc::default();
@@ -93,13 +98,17 @@ pub async fn scenario(store: Arc<dyn EventStore>) -> usize {
     for p in publishers {
         p.await.expect("publisher");
     }
+    let consumer = ConsumerRef::clustering(topic("jobs"), group("workers"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while done.lock().len() < TOTAL {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {TOTAL} events done",
-            done.lock().len()
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let info = store.cursor_info(&consumer).await;
+            panic!(
+                "only {} of {TOTAL} events done; core in flight {}; store cursor {info:?}",
+                done.lock().len(),
+                core.in_flight()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let twice: Vec<_> = done
@@ -109,7 +118,6 @@ pub async fn scenario(store: Arc<dyn EventStore>) -> usize {
         .map(|(id, _)| *id)
         .collect();
     assert!(twice.is_empty(), "events acked twice: {twice:?}");
-    let consumer = ConsumerRef::clustering(topic("jobs"), group("workers"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let info = store.cursor_info(&consumer).await.expect("cursor");
@@ -125,8 +133,12 @@ pub async fn scenario(store: Arc<dyn EventStore>) -> usize {
     assert_eq!(core.in_flight(), 0);
     core.shutdown().await;
     assert_eq!(core.task_count(), 0);
+    // Shutdown closed every push channel, so the members end.
     for m in members {
-        m.await.expect("member");
+        tokio::time::timeout(Duration::from_secs(10), m)
+            .await
+            .expect("member ends after shutdown")
+            .expect("member");
     }
     *nacked.lock()
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventmesh_core::{EventMeshError, EventRecord, ExtensionValue, SessionId, Topic, TopicError};
-use eventmesh_storage::{AckToken, ConsumerRef, Delivery, StorageResult};
+use eventmesh_storage::{AckToken, ConsumerRef, Delivery, StorageError, StorageResult};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
@@ -35,6 +35,10 @@ use super::{ConsumerKey, Shared};
 const SETTLE_CAPACITY: usize = 1024;
 /// Store operations the settler takes in one go (acks among them become one store call).
 const SETTLE_BATCH: usize = 512;
+/// How much longer than its long-poll wait a fetch may take before it counts as failed.
+const FETCH_GRACE: Duration = Duration::from_secs(30);
+/// Longest a settler store call (ack, nack, lease extension, dead-letter publish) may take.
+const STORE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Wait before fetching again after the store failed a fetch.
 const FETCH_ERROR_DELAY: Duration = Duration::from_secs(1);
 
@@ -154,8 +158,21 @@ async fn dispatch_loop(
                 shared.options.crash_lease,
                 shared.options.fetch_wait,
             );
+            tracing::trace!(message = "Fetching.", consumer = %d.consumer, want = tick.want);
             fetch = Some(Box::pin(async move {
-                store.fetch(&consumer, want, lease, wait).await
+                // A store call that never returns must not wedge the dispatcher.
+                match tokio::time::timeout(
+                    wait + FETCH_GRACE,
+                    store.fetch(&consumer, want, lease, wait),
+                )
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(StorageError::Unavailable(format!(
+                        "fetch did not return within {} ms",
+                        (wait + FETCH_GRACE).as_millis()
+                    ))),
+                }
             }));
         }
         let wake_at = match (tick.wake_at, fetch_retry_at) {
@@ -165,11 +182,11 @@ async fn dispatch_loop(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            _ = d.notify.notified() => {}
             res = async { fetch.as_mut().expect("guarded by the branch condition").await }, if fetch.is_some() => {
                 fetch = None;
                 match res {
                     Ok(deliveries) => {
+                        tracing::trace!(message = "Fetched.", consumer = %d.consumer, count = deliveries.len());
                         if !deliveries.is_empty() {
                             d.state.lock().accept(deliveries, Instant::now());
                         }
@@ -180,6 +197,8 @@ async fn dispatch_loop(
                     }
                 }
             }
+            // After the fetch, so a stream of acks cannot starve it.
+            _ = d.notify.notified() => {}
             _ = sleep_until_opt(wake_at) => {}
         }
     }
@@ -218,16 +237,18 @@ async fn settle(
             match op {
                 StoreOp::Ack(token) => acks.push(token),
                 StoreOp::Nack { token, delay } => {
-                    if let Err(error) = shared.store.nack(&consumer, &token, delay).await {
+                    if let Err(error) =
+                        bounded("nack", shared.store.nack(&consumer, &token, delay)).await
+                    {
                         tracing::warn!(message = "Failed to nack; the crash lease will return the event.", %error, consumer = %consumer);
                     }
                 }
                 StoreOp::Extend(tokens) => {
-                    if let Err(error) = shared
-                        .store
-                        .extend_lease(&consumer, &tokens, shared.options.crash_lease)
-                        .await
-                    {
+                    let extend =
+                        shared
+                            .store
+                            .extend_lease(&consumer, &tokens, shared.options.crash_lease);
+                    if let Err(error) = bounded("extend_lease", extend).await {
                         tracing::warn!(message = "Failed to extend leases.", %error, consumer = %consumer, count = tokens.len());
                     }
                 }
@@ -250,11 +271,10 @@ async fn settle(
                     }
                     Err(error) => {
                         tracing::error!(message = "Failed to dead-letter an event; retrying later.", %error, group = %key.group, topic = %key.topic, event_id = %record.id);
-                        if let Err(error) = shared
+                        let nack = shared
                             .store
-                            .nack(&consumer, &token, shared.options.backoff_max)
-                            .await
-                        {
+                            .nack(&consumer, &token, shared.options.backoff_max);
+                        if let Err(error) = bounded("nack", nack).await {
                             tracing::warn!(message = "Failed to nack.", %error, consumer = %consumer);
                         }
                     }
@@ -262,11 +282,27 @@ async fn settle(
             }
         }
         if !acks.is_empty() {
-            if let Err(error) = shared.store.ack(&consumer, &acks).await {
+            tracing::trace!(message = "Acking.", consumer = %consumer, count = acks.len());
+            if let Err(error) = bounded("ack", shared.store.ack(&consumer, &acks)).await {
                 tracing::warn!(message = "Failed to ack; the crash lease will redeliver.", %error, consumer = %consumer, count = acks.len());
             }
             acks.clear();
         }
+    }
+}
+
+/// Runs one store call of the settler, failing it after [`STORE_CALL_TIMEOUT`]: a store call
+/// that never returns must not wedge the dispatcher (its loop waits on the settler's channel).
+async fn bounded<T>(
+    what: &'static str,
+    call: impl Future<Output = StorageResult<T>>,
+) -> StorageResult<T> {
+    match tokio::time::timeout(STORE_CALL_TIMEOUT, call).await {
+        Ok(r) => r,
+        Err(_) => Err(StorageError::Unavailable(format!(
+            "store {what} did not return within {} s",
+            STORE_CALL_TIMEOUT.as_secs()
+        ))),
     }
 }
 
@@ -323,7 +359,18 @@ async fn dead_letter(
     );
     let mut out = EventRecord::new(dlq.clone(), event);
     out.partition_key = record.partition_key.clone();
-    shared.store_publish(&dlq, vec![out]).await?;
+    match tokio::time::timeout(STORE_CALL_TIMEOUT, shared.store_publish(&dlq, vec![out])).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(EventMeshError::new(
+                eventmesh_core::ErrorCode::StorageUnavailable,
+                format!(
+                    "dead-letter publish did not return within {} s",
+                    STORE_CALL_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+    }
     Ok(dlq)
 }
 

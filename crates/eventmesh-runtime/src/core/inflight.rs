@@ -372,6 +372,11 @@ impl DispatchState {
         self.members.clear();
     }
 
+    /// Lets the members go without returning anything (the task that would have is gone).
+    pub(crate) fn drop_members(&mut self) {
+        self.members.clear();
+    }
+
     /// Expires ack timeouts, extends leases, pushes ready events to members with room, and says
     /// how many events to fetch and when to tick again.
     pub(crate) fn tick(&mut self, now: Instant) -> Tick {

@@ -130,6 +130,8 @@ pub struct Core {
     stopping: AtomicBool,
     root: CancellationToken,
     tasks: Tasks,
+    /// Time base of session liveness.
+    epoch: Instant,
 }
 
 impl Core {
@@ -172,10 +174,15 @@ impl Core {
             stopping: AtomicBool::new(false),
             root: CancellationToken::new(),
             tasks: Tasks::default(),
+            epoch: Instant::now(),
         });
         let cancel = core.root.child_token();
         core.tasks
             .spawn("core-node", node::run(core.me.clone(), cancel));
+        core.tasks.spawn(
+            "core-session-reaper",
+            session::reap(core.me.clone(), core.root.child_token()),
+        );
         tracing::info!(
             message = "Delivery core started.",
             node_id = %core.shared.node.node_id,
@@ -214,12 +221,17 @@ impl Core {
             return;
         }
         tracing::info!(message = "Delivery core shutting down.", node_id = %self.shared.node.node_id);
-        let _ = self.ready.send(false);
+        self.ready.send_replace(false);
         self.root.cancel();
         // Waiting requesters get `ShuttingDown` (their senders drop).
         self.requests.lock().clear();
         let deadline = Instant::now() + self.shared.options.shutdown_timeout;
         self.tasks.join_all(deadline).await;
+        // Dispatchers aborted as stragglers never let their members go: do it here, so every
+        // adapter sees its push channel close.
+        for d in self.by_id.read().values() {
+            d.state.lock().drop_members();
+        }
         tracing::info!(message = "Delivery core stopped.", node_id = %self.shared.node.node_id);
     }
 
@@ -244,6 +256,7 @@ impl Core {
 
     /// Acknowledges a delivery: the event is done for its group.
     pub fn ack(&self, session: &SessionHandle, delivery: DeliveryId) -> Result<(), EventMeshError> {
+        session.check_open()?;
         self.dispatcher_of(delivery)?.ack(delivery, session.id())
     }
 
@@ -254,6 +267,7 @@ impl Core {
         session: &SessionHandle,
         delivery: DeliveryId,
     ) -> Result<(), EventMeshError> {
+        session.check_open()?;
         self.dispatcher_of(delivery)?.nack(delivery, session.id())
     }
 

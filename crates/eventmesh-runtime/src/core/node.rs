@@ -58,7 +58,7 @@ pub(crate) async fn run(core: Weak<Core>, cancel: CancellationToken) {
         };
         match step.await {
             Ok(()) => {
-                let _ = c.ready.send(true);
+                c.ready.send_replace(true);
                 tracing::info!(message = "Node registered; delivery core ready.", node_id = %c.shared.node.node_id);
                 break;
             }

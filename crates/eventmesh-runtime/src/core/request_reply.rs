@@ -18,7 +18,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use eventmesh_core::{
-    CloudEvent, ErrorCode, EventId, EventMeshError, ExtensionValue, GroupName, Topic, TopicError,
+    CloudEvent, ErrorCode, EventMeshError, ExtensionValue, GroupName, Topic, TopicError,
 };
 use eventmesh_storage::ConsumerRef;
 use tokio::sync::oneshot;
@@ -112,7 +112,8 @@ impl Core {
             ));
         }
         let deadline = Instant::now() + ttl;
-        let correlation_id = EventId::generate().to_string();
+        // Random, so that a client cannot guess another requester's id and answer in its place.
+        let correlation_id = format!("{:032x}", rand::random::<u128>());
         let expires_at =
             wall_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         let ext = &mut event.extensions;

@@ -1,6 +1,8 @@
 //! The core's spawned tasks: every one gets a child of the core's cancellation token and is
 //! recorded here with its name, so shutdown can wait for all of them with a deadline and name
-//! and abort the stragglers.
+//! and abort the stragglers. Once shutdown has joined everything the registry is closed: later
+//! spawns (clean-ups triggered by sessions dropped after shutdown) are skipped, since the lease
+//! revoked at shutdown already cleaned up what they would have.
 
 use std::future::Future;
 
@@ -10,13 +12,20 @@ use tokio::time::Instant;
 
 #[derive(Default)]
 pub(crate) struct Tasks {
-    handles: Mutex<Vec<(String, JoinHandle<()>)>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    closed: bool,
+    handles: Vec<(String, JoinHandle<()>)>,
 }
 
 impl Tasks {
     /// Spawns `fut` on the current runtime and records it. Finished tasks are forgotten lazily.
-    /// Outside a runtime (a session handle dropped by a plain thread) the task is skipped with a
-    /// log line; every such task is a best-effort clean-up that a lease expiry also covers.
+    /// Outside a runtime (a session handle dropped by a plain thread), or once the registry is
+    /// closed, the task is skipped with a log line; every such task is a best-effort clean-up
+    /// that a lease expiry also covers.
     pub(crate) fn spawn(
         &self,
         name: impl Into<String>,
@@ -27,20 +36,27 @@ impl Tasks {
             tracing::warn!(message = "No Tokio runtime to run a core task; skipped.", task = %name);
             return;
         };
-        let handle = rt.spawn(fut);
-        let mut handles = self.handles.lock();
-        handles.retain(|(_, h)| !h.is_finished());
-        handles.push((name, handle));
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            tracing::debug!(message = "Core is shut down; task skipped.", task = %name);
+            return;
+        }
+        inner.handles.retain(|(_, h)| !h.is_finished());
+        inner.handles.push((name, rt.spawn(fut)));
     }
 
-    /// Waits for every recorded task (including ones spawned meanwhile) until `deadline`, then
-    /// aborts and names the rest.
+    /// Waits for every recorded task (including ones spawned meanwhile) until `deadline`, aborts
+    /// and names the rest, then closes the registry.
     pub(crate) async fn join_all(&self, deadline: Instant) {
         loop {
-            let batch: Vec<(String, JoinHandle<()>)> = std::mem::take(&mut *self.handles.lock());
-            if batch.is_empty() {
-                return;
-            }
+            let batch = {
+                let mut inner = self.inner.lock();
+                if inner.handles.is_empty() {
+                    inner.closed = true;
+                    return;
+                }
+                std::mem::take(&mut inner.handles)
+            };
             for (name, mut handle) in batch {
                 match tokio::time::timeout_at(deadline, &mut handle).await {
                     Ok(Ok(())) => {}
@@ -58,8 +74,8 @@ impl Tasks {
     }
 
     pub(crate) fn len(&self) -> usize {
-        let mut handles = self.handles.lock();
-        handles.retain(|(_, h)| !h.is_finished());
-        handles.len()
+        let mut inner = self.inner.lock();
+        inner.handles.retain(|(_, h)| !h.is_finished());
+        inner.handles.len()
     }
 }
