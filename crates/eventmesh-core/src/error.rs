@@ -119,7 +119,10 @@ impl ErrorCode {
             ErrorCode::Overloaded => "1",
             ErrorCode::UnknownCommand => "2",
             ErrorCode::BadRequest => "6",
-            ErrorCode::InvalidEvent | ErrorCode::InvalidName | ErrorCode::UnknownTopic | ErrorCode::EventTooLarge => "7",
+            ErrorCode::InvalidEvent
+            | ErrorCode::InvalidName
+            | ErrorCode::UnknownTopic
+            | ErrorCode::EventTooLarge => "7",
             ErrorCode::ShuttingDown => "8",
             ErrorCode::StorageUnavailable | ErrorCode::StorageFailure => "14",
             ErrorCode::Internal => "16",
@@ -149,7 +152,10 @@ pub struct EventMeshError {
 impl EventMeshError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        EventMeshError { code, message: message.into() }
+        EventMeshError {
+            code,
+            message: message.into(),
+        }
     }
 }
 

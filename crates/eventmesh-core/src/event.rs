@@ -166,7 +166,11 @@ impl CloudEvent {
     }
 
     /// Sets one extension attribute.
-    pub fn with_extension(mut self, name: impl Into<String>, value: impl Into<ExtensionValue>) -> Self {
+    pub fn with_extension(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<ExtensionValue>,
+    ) -> Self {
         self.extensions.insert(name.into(), value.into());
         self
     }
@@ -284,7 +288,10 @@ mod sdk_interop {
         type Error = SdkConversionError;
 
         fn try_from(e: &CloudEvent) -> Result<Self, Self::Error> {
-            let mut b = EventBuilderV10::new().id(&e.id).source(e.source.as_str()).ty(&e.ty);
+            let mut b = EventBuilderV10::new()
+                .id(&e.id)
+                .source(e.source.as_str())
+                .ty(&e.ty);
             if let Some(s) = &e.subject {
                 b = b.subject(s.as_str());
             }
@@ -292,7 +299,10 @@ mod sdk_interop {
                 b = b.time(t);
             }
             if let Some(data) = &e.data {
-                let ct = e.data_content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+                let ct = e
+                    .data_content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into());
                 b = b.data(ct, data.to_vec());
             }
             for (name, value) in &e.extensions {
@@ -302,7 +312,9 @@ mod sdk_interop {
                     ExtensionValue::Integer(v) => b.extension(name, *v),
                 };
             }
-            let mut event = b.build().map_err(|err| SdkConversionError(err.to_string()))?;
+            let mut event = b
+                .build()
+                .map_err(|err| SdkConversionError(err.to_string()))?;
             if let Some(schema) = &e.data_schema {
                 let url = schema
                     .parse()
@@ -332,7 +344,9 @@ mod tests {
         );
         assert_eq!(
             ok.with_extension("subject", "x").validate(),
-            Err(EventValidationError::ReservedExtensionName("subject".into()))
+            Err(EventValidationError::ReservedExtensionName(
+                "subject".into()
+            ))
         );
     }
 }

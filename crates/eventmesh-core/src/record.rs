@@ -216,7 +216,11 @@ impl EventRecord {
         let id = EventId::from_bytes(r.array::<16>()?);
         let ingest_time_ms = i64::from_le_bytes(r.array::<8>()?);
         let topic = Topic::parse(r.str()?).map_err(|_| RecordDecodeError::InvalidField("topic"))?;
-        let partition_key = if flags & F_PARTITION_KEY != 0 { Some(r.str()?.to_owned()) } else { None };
+        let partition_key = if flags & F_PARTITION_KEY != 0 {
+            Some(r.str()?.to_owned())
+        } else {
+            None
+        };
         let ev_id = r.str()?.to_owned();
         let source = r.str()?.to_owned();
         let spec_version = match r.u8()? {
@@ -225,16 +229,31 @@ impl EventRecord {
             _ => return Err(RecordDecodeError::InvalidField("specversion")),
         };
         let ty = r.str()?.to_owned();
-        let subject = if flags & F_SUBJECT != 0 { Some(r.str()?.to_owned()) } else { None };
-        let time = if flags & F_TIME != 0 {
-            let secs = i64::from_le_bytes(r.array::<8>()?);
-            let nanos = u32::from_le_bytes(r.array::<4>()?);
-            Some(DateTime::<Utc>::from_timestamp(secs, nanos).ok_or(RecordDecodeError::InvalidField("time"))?)
+        let subject = if flags & F_SUBJECT != 0 {
+            Some(r.str()?.to_owned())
         } else {
             None
         };
-        let data_content_type = if flags & F_CONTENT_TYPE != 0 { Some(r.str()?.to_owned()) } else { None };
-        let data_schema = if flags & F_SCHEMA != 0 { Some(r.str()?.to_owned()) } else { None };
+        let time = if flags & F_TIME != 0 {
+            let secs = i64::from_le_bytes(r.array::<8>()?);
+            let nanos = u32::from_le_bytes(r.array::<4>()?);
+            Some(
+                DateTime::<Utc>::from_timestamp(secs, nanos)
+                    .ok_or(RecordDecodeError::InvalidField("time"))?,
+            )
+        } else {
+            None
+        };
+        let data_content_type = if flags & F_CONTENT_TYPE != 0 {
+            Some(r.str()?.to_owned())
+        } else {
+            None
+        };
+        let data_schema = if flags & F_SCHEMA != 0 {
+            Some(r.str()?.to_owned())
+        } else {
+            None
+        };
         let data = if flags & F_DATA != 0 {
             let len = r.len()?;
             let start = r.pos;
@@ -305,7 +324,10 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], RecordDecodeError> {
         let rest = self.buf.len() - self.pos;
         if n > rest {
-            return Err(RecordDecodeError::Truncated { at: self.pos, needed: n - rest });
+            return Err(RecordDecodeError::Truncated {
+                at: self.pos,
+                needed: n - rest,
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -341,7 +363,8 @@ impl<'a> Reader<'a> {
 
     fn str(&mut self) -> Result<&'a str, RecordDecodeError> {
         let n = self.len()?;
-        std::str::from_utf8(self.take(n)?).map_err(|_| RecordDecodeError::InvalidField("utf-8 string"))
+        std::str::from_utf8(self.take(n)?)
+            .map_err(|_| RecordDecodeError::InvalidField("utf-8 string"))
     }
 }
 
@@ -378,7 +401,10 @@ mod tests {
     fn every_truncation_is_an_error() {
         let bytes = sample().to_bytes();
         for cut in 0..bytes.len() {
-            assert!(EventRecord::decode(&bytes.slice(..cut)).is_err(), "cut at {cut}");
+            assert!(
+                EventRecord::decode(&bytes.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -386,7 +412,10 @@ mod tests {
     fn unknown_version_is_refused() {
         let mut v = sample().to_bytes().to_vec();
         v[0] = 9;
-        assert_eq!(EventRecord::decode(&Bytes::from(v)), Err(RecordDecodeError::UnknownVersion(9)));
+        assert_eq!(
+            EventRecord::decode(&Bytes::from(v)),
+            Err(RecordDecodeError::UnknownVersion(9))
+        );
     }
 
     proptest! {

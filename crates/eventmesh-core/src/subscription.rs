@@ -13,7 +13,9 @@ pub struct GroupName(Box<str>);
 
 /// Why a group name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("group name `{0}` is invalid: use 1 to 255 bytes without whitespace, control characters or `~`")]
+#[error(
+    "group name `{0}` is invalid: use 1 to 255 bytes without whitespace, control characters or `~`"
+)]
 pub struct GroupNameError(pub String);
 
 impl GroupName {
@@ -21,8 +23,14 @@ impl GroupName {
     pub fn new(name: &str) -> Result<Self, GroupNameError> {
         let ok = !name.is_empty()
             && name.len() <= MAX_GROUP_BYTES
-            && !name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '~');
-        if ok { Ok(GroupName(name.into())) } else { Err(GroupNameError(name.to_owned())) }
+            && !name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '~');
+        if ok {
+            Ok(GroupName(name.into()))
+        } else {
+            Err(GroupNameError(name.to_owned()))
+        }
     }
 
     /// The name.
@@ -127,8 +135,14 @@ mod tests {
 
     #[test]
     fn modes_parse_case_insensitively() {
-        assert_eq!(SubscriptionMode::parse("broadcasting"), Some(SubscriptionMode::Broadcasting));
-        assert_eq!(SubscriptionType::parse("SYNC"), Some(SubscriptionType::Sync));
+        assert_eq!(
+            SubscriptionMode::parse("broadcasting"),
+            Some(SubscriptionMode::Broadcasting)
+        );
+        assert_eq!(
+            SubscriptionType::parse("SYNC"),
+            Some(SubscriptionType::Sync)
+        );
         assert_eq!(SubscriptionType::parse("later"), None);
     }
 

@@ -25,7 +25,9 @@ pub enum TopicError {
     #[error("topic name is {0} bytes long; the limit is {MAX_TOPIC_BYTES}")]
     TooLong(usize),
     /// The name holds a character that is not allowed.
-    #[error("topic name holds the character {0:?}, which is not allowed (no whitespace, control characters, `~`, `+`, `#` or NUL)")]
+    #[error(
+        "topic name holds the character {0:?}, which is not allowed (no whitespace, control characters, `~`, `+`, `#` or NUL)"
+    )]
     BadChar(char),
     /// The tenant is invalid.
     #[error("tenant `{0}` is invalid: use 1 to 64 ASCII letters, digits, `-` or `_`")]
@@ -58,22 +60,34 @@ fn check_name(name: &str) -> Result<(), TopicError> {
 fn check_tenant(tenant: &str) -> Result<(), TopicError> {
     let ok = !tenant.is_empty()
         && tenant.len() <= MAX_TENANT_BYTES
-        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(TopicError::BadTenant(tenant.to_owned())) }
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(TopicError::BadTenant(tenant.to_owned()))
+    }
 }
 
 impl Topic {
     /// A topic without a tenant.
     pub fn new(name: &str) -> Result<Self, TopicError> {
         check_name(name)?;
-        Ok(Topic { tenant: None, name: name.into() })
+        Ok(Topic {
+            tenant: None,
+            name: name.into(),
+        })
     }
 
     /// A topic owned by `tenant`.
     pub fn with_tenant(tenant: &str, name: &str) -> Result<Self, TopicError> {
         check_tenant(tenant)?;
         check_name(name)?;
-        Ok(Topic { tenant: Some(tenant.into()), name: name.into() })
+        Ok(Topic {
+            tenant: Some(tenant.into()),
+            name: name.into(),
+        })
     }
 
     /// Parses the canonical form written by `Display` (`name` or `tenant~name`).
@@ -158,7 +172,10 @@ mod tests {
         assert_eq!(Topic::new(""), Err(TopicError::Empty));
         assert_eq!(Topic::new("a b"), Err(TopicError::BadChar(' ')));
         assert_eq!(Topic::new("a/#"), Err(TopicError::BadChar('#')));
-        assert!(matches!(Topic::new(&"x".repeat(256)), Err(TopicError::TooLong(256))));
+        assert!(matches!(
+            Topic::new(&"x".repeat(256)),
+            Err(TopicError::TooLong(256))
+        ));
         assert!(Topic::with_tenant("a b", "t").is_err());
     }
 
