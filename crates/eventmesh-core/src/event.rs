@@ -316,9 +316,8 @@ mod sdk_interop {
                 .build()
                 .map_err(|err| SdkConversionError(err.to_string()))?;
             if let Some(schema) = &e.data_schema {
-                let url = schema
-                    .parse()
-                    .map_err(|err: url::ParseError| SdkConversionError(err.to_string()))?;
+                let url =
+                    url::Url::parse(schema).map_err(|err| SdkConversionError(err.to_string()))?;
                 cloudevents::AttributesWriter::set_dataschema(&mut event, Some(url));
             }
             Ok(event)
