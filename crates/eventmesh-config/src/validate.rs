@@ -122,6 +122,21 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
         }
     }
 
+    // [server.tcp]
+    let t = &c.server.tcp;
+    if t.max_frame_bytes < 1024 {
+        out.push(issue("server.tcp.max_frame_bytes", "must be at least 1024"));
+    }
+    if t.idle_timeout.is_zero() {
+        out.push(issue("server.tcp.idle_timeout", "must be above 0"));
+    }
+    if t.max_unack == 0 {
+        out.push(issue("server.tcp.max_unack", "must be at least 1"));
+    }
+    if t.max_pending == 0 {
+        out.push(issue("server.tcp.max_pending", "must be at least 1"));
+    }
+
     // [limits]
     if c.limits.max_event_bytes == 0 {
         out.push(issue("limits.max_event_bytes", "must be at least 1"));

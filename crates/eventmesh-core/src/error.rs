@@ -73,10 +73,15 @@ impl ErrorCode {
         }
     }
 
-    /// The TCP protocol's header `code`: the Java runtime answers 0 for success and 1 for every
-    /// failure, and clients only test for 0, so every error maps to 1.
+    /// The TCP protocol's header `code` (`OPStatus`): 3 `tpsOverload` for `Overloaded`, 2
+    /// `aclFail` for `Forbidden` and `Unauthenticated`, 1 `fail` for every other error. Clients
+    /// only test for 0, so the finer codes are information, never a break.
     pub fn tcp_code(self) -> i32 {
-        1
+        match self {
+            ErrorCode::Overloaded => 3,
+            ErrorCode::Forbidden | ErrorCode::Unauthenticated => 2,
+            _ => 1,
+        }
     }
 
     /// The legacy HTTP protocol's `retCode` (EventMeshRetCode, v1.3+ numbering).
@@ -198,5 +203,7 @@ mod tests {
         assert_eq!(ErrorCode::RequestTimeout.grpc_status_code(), "22");
         assert_eq!(ErrorCode::EventTooLarge.http_status(), 413);
         assert_eq!(ErrorCode::InvalidEvent.tcp_code(), 1);
+        assert_eq!(ErrorCode::Overloaded.tcp_code(), 3);
+        assert_eq!(ErrorCode::Forbidden.tcp_code(), 2);
     }
 }

@@ -10,10 +10,12 @@
 //! 5. opens the event store (`storage.type`; the embedded one in `<data_dir>/events`) and the
 //!    metadata store;
 //! 6. starts the delivery core and binds the admin listener;
-//! 7. records the protocol listeners (not yet implemented in this build).
+//! 7. binds the TCP protocol listener (`server.tcp`) and records the other protocol listeners
+//!    (not yet implemented in this build).
 //!
 //! [`RuntimeHandle::shutdown`] stops it in the opposite order within `shutdown.timeout`:
-//! listeners and background tasks, then the core (drain and flush), then the store (`close`).
+//! listeners and background tasks (TCP clients are told goodbye and may ack what they hold for
+//! a moment), then the core (drain and flush), then the store (`close`).
 
 use std::fs::{File, OpenOptions};
 use std::future::Future as _;
@@ -35,6 +37,7 @@ use crate::admin::{self, AdminState};
 use crate::core::{Core, CoreError, CoreOptions, NodeIdentity};
 use crate::lifecycle::{ShutdownReason, ShutdownSignal, TaskRegistry};
 use crate::meta::{EmbeddedMeta, MetaError, MetaStore};
+use crate::server::tcp::{self as tcp_server, Clients, TcpContext, TcpOptions};
 use crate::telemetry::{self, TelemetryError};
 
 /// The lock file in the data directory.
@@ -470,8 +473,23 @@ impl RuntimeBuilder {
             listeners.spawn("admin-http", true, move |token| admin::serve(admin_listener, state, token));
             info!(message = "Admin API listening.", addr = %admin_addr);
 
+            // One connection cap over all protocol listeners.
+            let connection_slots = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections as usize));
+            let mut tcp = None;
+            if config.server.tcp.enabled {
+                let addr = config.server.tcp.listen;
+                let listener = tcp_server::bind(addr).await.map_err(|source| ServerError::Bind { listener: "TCP", addr, source })?;
+                let bound = listener.local_addr().map_err(|source| ServerError::Bind { listener: "TCP", addr, source })?;
+                let ctx = TcpContext::new(core.clone(), TcpOptions::from_config(&config, &node.advertise), connection_slots.clone());
+                let clients = ctx.clients().clone();
+                listeners.spawn("tcp-server", true, move |token| tcp_server::run(listener, ctx, token));
+                info!(message = "TCP server bound.", listener = "TCP", addr = %bound);
+                tcp = Some((bound, clients));
+            } else {
+                debug!(message = "TCP server disabled.", listener = "TCP");
+            }
+
             for (name, enabled, addr) in [
-                ("TCP", config.server.tcp.enabled, config.server.tcp.listen),
                 ("HTTP", config.server.http.enabled, config.server.http.listen),
                 ("gRPC", config.server.grpc.enabled, config.server.grpc.listen),
                 ("MQTT", config.server.mqtt.enabled, config.server.mqtt.listen),
@@ -515,12 +533,14 @@ impl RuntimeBuilder {
                 advertise = %node.advertise,
                 store = store.kind(),
                 admin = %admin_addr,
+                tcp = %tcp.as_ref().map(|(a, _)| a.to_string()).unwrap_or_else(|| "disabled".to_owned()),
                 elapsed_ms = started.elapsed().as_millis() as u64,
             );
             Ok(RuntimeHandle {
                 config: config.clone(),
                 node: node.clone(),
                 admin_addr,
+                tcp,
                 store: store.clone(),
                 meta,
                 core,
@@ -563,6 +583,7 @@ pub struct RuntimeHandle {
     config: Config,
     node: NodeIdentity,
     admin_addr: SocketAddr,
+    tcp: Option<(SocketAddr, Clients)>,
     store: Arc<dyn EventStore>,
     meta: Arc<dyn MetaStore>,
     core: Arc<Core>,
@@ -578,6 +599,18 @@ impl RuntimeHandle {
     /// The bound admin address (the real port when the config said port 0).
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// The bound TCP protocol address (the real port when the config said port 0); `None` when
+    /// `server.tcp.enabled` is false.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The clients connected to the TCP server (list, redirect, reject); `None` when TCP is
+    /// disabled.
+    pub fn tcp_clients(&self) -> Option<&Clients> {
+        self.tcp.as_ref().map(|(_, clients)| clients)
     }
 
     /// This node's id.

@@ -2,7 +2,7 @@
 //! emits.
 //!
 //! Metrics are emitted only through the small typed helpers in the per-subsystem modules
-//! ([`node`], [`storage`], [`admin`]), so names and labels stay consistent. The Prometheus
+//! ([`node`], [`storage`], [`admin`], [`tcp`]), so names and labels stay consistent. The Prometheus
 //! recorder is installed without its own HTTP listener: `/metrics` on the admin listener renders
 //! it ([`recorder::install`], [`PrometheusHandle::render`]).
 //!
@@ -13,6 +13,7 @@ pub mod logging;
 pub mod node;
 pub mod recorder;
 pub mod storage;
+pub mod tcp;
 
 pub use logging::init_logging;
 pub use recorder::install as install_recorder;

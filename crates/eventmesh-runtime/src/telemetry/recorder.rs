@@ -24,6 +24,7 @@ pub fn install() -> Result<PrometheusHandle, TelemetryError> {
     super::node::describe();
     super::storage::describe();
     super::admin::describe();
+    super::tcp::describe();
     *slot = Some(handle.clone());
     Ok(handle)
 }

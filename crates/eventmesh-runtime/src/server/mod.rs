@@ -1,0 +1,8 @@
+//! Client protocol servers: thin adapters that translate wire frames into calls on the delivery
+//! [`core`](crate::core) and pushes back into frames. One folder per transport, each shaped the
+//! same: `mod.rs` with `bind` and `run(listener, ctx, shutdown)`, `listener.rs` (the accept
+//! loop), `connection.rs` (framed I/O), and the protocol's session state machine.
+//!
+//! * [`tcp`]: the EventMesh TCP protocol (Apache EventMesh Java v1.9+ and pre-1.9 clients).
+
+pub mod tcp;
