@@ -80,11 +80,37 @@ struct JournalIo {
     len: u64,
 }
 
+/// How far the journal got, shared with the blocking flush jobs.
 #[derive(Default)]
 struct Progress {
     written: AtomicU64,
     synced: AtomicU64,
     failed: Mutex<Option<String>>,
+    /// Set (under the journal lock) when the cursor's files are deleted.
+    deleted: AtomicBool,
+}
+
+impl Progress {
+    fn done(&self, ticket: u64, sync: bool) -> bool {
+        self.written.load(Ordering::Acquire) >= ticket
+            && (!sync || self.synced.load(Ordering::Acquire) >= ticket)
+    }
+
+    fn failure(&self, name: &str) -> Result<(), StorageError> {
+        match &*self.failed.lock() {
+            Some(why) => Err(StorageError::Unavailable(format!(
+                "cursor `{name}` failed ({why}); reopen the store"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn check(&self, name: &str) -> Result<(), StorageError> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(StorageError::UnknownConsumer(name.to_owned()));
+        }
+        self.failure(name)
+    }
 }
 
 /// What a fetch decided to hand out.
@@ -97,11 +123,11 @@ pub(crate) struct Plan {
 /// One consumer cursor.
 pub(crate) struct Cursor {
     pub(crate) name: String,
-    inner: Mutex<Inner>,
-    io: Arc<tokio::sync::Mutex<JournalIo>>,
+    inner: Arc<Mutex<Inner>>,
+    /// Locked only on blocking threads (see [`Cursor::flush`]).
+    io: Arc<Mutex<JournalIo>>,
     progress: Arc<Progress>,
     compact_bytes: u64,
-    deleted: AtomicBool,
     /// Woken when events become due without a publish (nack, seek).
     pub(crate) changed: Notify,
 }
@@ -168,12 +194,12 @@ impl Cursor {
     ) -> Cursor {
         Cursor {
             name,
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 st,
                 pending: Vec::new(),
                 appended: 0,
-            }),
-            io: Arc::new(tokio::sync::Mutex::new(JournalIo {
+            })),
+            io: Arc::new(Mutex::new(JournalIo {
                 vfs: Arc::clone(vfs),
                 files,
                 identity,
@@ -183,7 +209,6 @@ impl Cursor {
             })),
             progress: Arc::new(Progress::default()),
             compact_bytes,
-            deleted: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -274,10 +299,9 @@ impl Cursor {
     /// Writes a snapshot of the current state and starts a new journal generation. Blocking;
     /// only used while nobody else can flush (loading).
     fn compact_now(&self) -> Result<(), StorageError> {
-        let mut io = self
-            .io
-            .try_lock()
-            .map_err(|_| StorageError::Backend("cursor journal busy during load (a bug)".into()))?;
+        let mut io = self.io.try_lock().ok_or_else(|| {
+            StorageError::Backend("cursor journal busy during load (a bug)".into())
+        })?;
         let (snap, upto) = {
             let mut inner = self.inner.lock();
             inner.pending.clear();
@@ -293,33 +317,16 @@ impl Cursor {
     }
 
     fn check(&self) -> Result<(), StorageError> {
-        if self.deleted.load(Ordering::Acquire) {
-            return Err(StorageError::UnknownConsumer(self.name.clone()));
-        }
-        match &*self.progress.failed.lock() {
-            Some(why) => Err(StorageError::Unavailable(format!(
-                "cursor `{}` failed ({why}); reopen the store",
-                self.name
-            ))),
-            None => Ok(()),
-        }
+        self.progress.check(&self.name)
     }
 
     fn done(&self, ticket: u64, sync: bool) -> bool {
-        let p = &self.progress;
-        p.written.load(Ordering::Acquire) >= ticket
-            && (!sync || p.synced.load(Ordering::Acquire) >= ticket)
+        self.progress.done(ticket, sync)
     }
 
     /// `Err` if a journal write failed (the cursor then refuses every operation).
     pub(crate) fn health(&self) -> Result<(), StorageError> {
-        match &*self.progress.failed.lock() {
-            Some(why) => Err(StorageError::Unavailable(format!(
-                "cursor `{}` failed ({why}); reopen the store",
-                self.name
-            ))),
-            None => Ok(()),
-        }
+        self.progress.failure(&self.name)
     }
 
     /// The ticket of the last op appended.
@@ -334,37 +341,43 @@ impl Cursor {
 
     /// Makes ops up to `ticket` written (and fsynced when `sync`). Concurrent callers share one
     /// write and one fsync.
+    ///
+    /// The journal lock is taken inside the blocking job, never across an `.await`: a caller's
+    /// future that is parked without being polled (a fetch held by a busy dispatcher) must not
+    /// hold the journal and starve every other flush of this cursor.
     pub(crate) async fn flush(&self, ticket: u64, sync: bool) -> Result<(), StorageError> {
-        loop {
-            self.check()?;
-            if self.done(ticket, sync) {
-                return Ok(());
-            }
-            let mut io = Arc::clone(&self.io).lock_owned().await;
-            self.check()?;
-            if self.done(ticket, sync) {
+        self.check()?;
+        if self.done(ticket, sync) {
+            return Ok(());
+        }
+        let io = Arc::clone(&self.io);
+        let inner = Arc::clone(&self.inner);
+        let progress = Arc::clone(&self.progress);
+        let name = self.name.clone();
+        let compact_bytes = self.compact_bytes;
+        let job = move || -> Result<(), StorageError> {
+            let mut io = io.lock();
+            progress.check(&name)?;
+            if progress.done(ticket, sync) {
                 return Ok(());
             }
             let (bytes, upto, snapshot) = {
-                let mut inner = self.inner.lock();
+                let mut inner = inner.lock();
                 let bytes = std::mem::take(&mut inner.pending);
-                let snapshot = (io.len + bytes.len() as u64 > self.compact_bytes)
+                let snapshot = (io.len + bytes.len() as u64 > compact_bytes)
                     .then(|| encode_snapshot(&io.identity, io.generation + 1, &inner.st));
                 (bytes, inner.appended, snapshot)
             };
-            let progress = Arc::clone(&self.progress);
-            let job = move || -> Result<(), StorageError> {
-                let r = flush_blocking(&mut io, &bytes, snapshot.as_deref(), sync, &progress, upto);
-                if let Err(e) = &r {
-                    error!(message = "Cursor journal write failed; the cursor stops until the store is reopened.", path = %io.files.journal(io.generation).display(), error = %e);
-                    progress.failed.lock().get_or_insert_with(|| e.to_string());
-                }
-                r
-            };
-            tokio::task::spawn_blocking(job)
-                .await
-                .map_err(|e| StorageError::Backend(format!("cursor flush task failed: {e}")))??;
-        }
+            let r = flush_blocking(&mut io, &bytes, snapshot.as_deref(), sync, &progress, upto);
+            if let Err(e) = &r {
+                error!(message = "Cursor journal write failed; the cursor stops until the store is reopened.", path = %io.files.journal(io.generation).display(), error = %e);
+                progress.failed.lock().get_or_insert_with(|| e.to_string());
+            }
+            r
+        };
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| StorageError::Backend(format!("cursor flush task failed: {e}")))?
     }
 
     /// Plans a fetch: due redeliveries first, then new events up to `log_next`.
@@ -593,9 +606,11 @@ impl Cursor {
 
     /// Deletes the cursor's files; later operations fail with `UnknownConsumer`.
     pub(crate) async fn delete(&self) -> Result<(), StorageError> {
-        let io = Arc::clone(&self.io).lock_owned().await;
-        self.deleted.store(true, Ordering::Release);
+        let io = Arc::clone(&self.io);
+        let progress = Arc::clone(&self.progress);
         tokio::task::spawn_blocking(move || {
+            let io = io.lock();
+            progress.deleted.store(true, Ordering::Release);
             let dir = io.files.dir.clone();
             let snap = io.files.snapshot();
             io.vfs.remove_file(&snap).map_err(|e| io_err(&snap, e))?;
@@ -610,7 +625,7 @@ impl Cursor {
 
     /// Marks the cursor deleted without touching files (its topic directory is being removed).
     pub(crate) fn forget(&self) {
-        self.deleted.store(true, Ordering::Release);
+        self.progress.deleted.store(true, Ordering::Release);
     }
 }
 

@@ -5,7 +5,7 @@
 //! A dispatcher is one task running two futures side by side:
 //! * the *dispatch loop* ticks the [`DispatchState`] (timeouts, lease extensions, pushes) and
 //!   long-polls the store for as many events as its members have room for (never more than
-//!   `prefetch` held, nothing when every window is full or no member is left). The fetch future
+//!   `prefetch` held, nothing when every window is full or no member is left). The fetch task
 //!   survives wake-ups, so an ack never cancels a fetch in progress;
 //! * the *settler* carries out the [`StoreOp`]s the state produces: acks (batched), nacks with
 //!   their backoff, lease extensions and dead-lettering.
@@ -15,7 +15,6 @@
 //! and the settler drains before the task ends.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::endpoint::DeliveryId;
 use super::inflight::{DispatchState, StoreOp};
@@ -51,7 +51,11 @@ pub const EXT_DLQ_ATTEMPTS: &str = "eventmeshdlqattempts";
 /// Extension with the mesh id the event had on its original topic.
 pub const EXT_DLQ_EVENT_ID: &str = "eventmeshdlqeventid";
 
-type FetchFuture = Pin<Box<dyn Future<Output = StorageResult<Vec<Delivery>>> + Send>>;
+/// A fetch in progress runs as its own task, so it makes progress while the dispatch loop waits
+/// on something else (room in the settler's channel). Held as an unpolled future instead, it
+/// could keep a lock inside the store that the settler's next call waits for: a deadlock.
+/// Dropping the handle aborts the fetch.
+type FetchTask = AbortOnDropHandle<StorageResult<Vec<Delivery>>>;
 
 /// The shared half of a dispatcher: its state and wake-up, reachable from adapters' acks.
 pub(crate) struct Dispatcher {
@@ -131,7 +135,7 @@ async fn dispatch_loop(
     cancel: CancellationToken,
     ops: mpsc::Sender<StoreOp>,
 ) {
-    let mut fetch: Option<FetchFuture> = None;
+    let mut fetch: Option<FetchTask> = None;
     let mut fetch_retry_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
@@ -159,7 +163,7 @@ async fn dispatch_loop(
                 shared.options.fetch_wait,
             );
             tracing::trace!(message = "Fetching.", consumer = %d.consumer, want = tick.want);
-            fetch = Some(Box::pin(async move {
+            fetch = Some(AbortOnDropHandle::new(tokio::spawn(async move {
                 // A store call that never returns must not wedge the dispatcher.
                 match tokio::time::timeout(
                     wait + FETCH_GRACE,
@@ -173,7 +177,7 @@ async fn dispatch_loop(
                         (wait + FETCH_GRACE).as_millis()
                     ))),
                 }
-            }));
+            })));
         }
         let wake_at = match (tick.wake_at, fetch_retry_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -184,6 +188,9 @@ async fn dispatch_loop(
             _ = cancel.cancelled() => break,
             res = async { fetch.as_mut().expect("guarded by the branch condition").await }, if fetch.is_some() => {
                 fetch = None;
+                let res = res.unwrap_or_else(|e| {
+                    Err(StorageError::Backend(format!("fetch task failed: {e}")))
+                });
                 match res {
                     Ok(deliveries) => {
                         tracing::trace!(message = "Fetched.", consumer = %d.consumer, count = deliveries.len());
