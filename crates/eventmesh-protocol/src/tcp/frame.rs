@@ -223,6 +223,33 @@ impl FrameCodec {
         encode_with_limit(package, self.reply_dialect(), self.max_frame_bytes, dst)
     }
 
+    /// Settles a detection that waits for the five bytes a pre-1.9 body would still need: when
+    /// the dialect is not known yet and `buf` holds a whole frame under the v1.9 length rule,
+    /// fixes the dialect to [`Dialect::V19`] and returns `true`; the next decode then reads that
+    /// frame (and reports its broken body) instead of waiting for bytes that are not coming.
+    ///
+    /// A server calls this when a first frame stays undecided while no more bytes arrive for a
+    /// while (a pre-1.9 client writes its frame at once).
+    pub fn settle_v19(&mut self, buf: &[u8]) -> bool {
+        if self.dialect.is_some() || buf.first() == Some(&b'W') {
+            return false;
+        }
+        let Ok(Some((length, header_length))) = lengths(Dialect::V19, buf) else {
+            return false;
+        };
+        let body = body_len(Dialect::V19, length, header_length);
+        if body < 0 {
+            return false;
+        }
+        match total_len(Dialect::V19, header_length, body, self.max_frame_bytes) {
+            Ok(total) if buf.len() >= total => {
+                self.dialect = Some(Dialect::V19);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn frame(&mut self, buf: &[u8]) -> Result<Option<Frame>, ProtocolError> {
         let frame = match self.dialect {
             Some(d) => parse_fixed(d, buf, self.max_frame_bytes)?,
@@ -499,6 +526,37 @@ fn detect(buf: &[u8], max: usize) -> Result<Option<Frame>, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settle_v19_reports_a_broken_first_body_instead_of_waiting() {
+        let header = br#"{"cmd":"HELLO_REQUEST","code":0,"seq":"1"}"#;
+        let body = br#"{"group":"#;
+        let h = i32::try_from(header.len()).unwrap();
+        let b = i32::try_from(body.len()).unwrap();
+        let mut buf = BytesMut::new();
+        buf.put_slice(MAGIC);
+        buf.put_slice(VERSION);
+        buf.put_i32(13 + h + b);
+        buf.put_i32(h);
+        buf.put_slice(header);
+        buf.put_slice(body);
+        let mut codec = FrameCodec::detecting();
+        assert!(
+            !codec.settle_v19(&buf[..buf.len() - 1]),
+            "not a whole frame yet"
+        );
+        assert!(
+            codec.decode_buf(&mut buf).unwrap().is_none(),
+            "waits for a pre-1.9 tail"
+        );
+        assert!(codec.settle_v19(&buf));
+        assert_eq!(codec.dialect(), Some(Dialect::V19));
+        assert!(!codec.settle_v19(&buf), "already settled");
+        assert!(matches!(
+            codec.decode_buf(&mut buf),
+            Err(ProtocolError::InvalidBody { .. })
+        ));
+    }
 
     #[test]
     fn dialect_names() {

@@ -15,6 +15,8 @@ use eventmesh_protocol::tcp::{Dialect, FrameCodec, Package, encode_with_limit};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+/// How long an undecided first frame waits for more bytes before it is read as v1.9.
+const SETTLE_AFTER: Duration = Duration::from_millis(500);
 /// Read buffer's initial capacity.
 const READ_CAPACITY: usize = 8 * 1024;
 
@@ -64,7 +66,21 @@ impl FrameReader {
             if self.buf.capacity() - self.buf.len() < 1024 {
                 self.buf.reserve(READ_CAPACITY);
             }
-            if self.half.read_buf(&mut self.buf).await? == 0 {
+            let read = if self.codec.dialect().is_none() && !self.buf.is_empty() {
+                // A first frame may be undecided between the v1.9 and pre-1.9 length rules
+                // (its body is not JSON under the first): when no byte follows for a moment,
+                // read it as v1.9 so that a broken body is reported, not waited on.
+                match tokio::time::timeout(SETTLE_AFTER, self.half.read_buf(&mut self.buf)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        self.codec.settle_v19(&self.buf);
+                        continue;
+                    }
+                }
+            } else {
+                self.half.read_buf(&mut self.buf).await?
+            };
+            if read == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {

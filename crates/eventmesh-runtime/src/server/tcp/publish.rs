@@ -12,7 +12,6 @@
 //!   included; the Java runtime sent nothing and left the client to time out).
 //! * A reply is not answered (as in Java); failures are logged.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,12 +69,12 @@ pub(super) fn event_and_topic(package: &Package) -> Result<(CloudEvent, Topic), 
 }
 
 /// `ASYNC_MESSAGE_TO_SERVER` / `BROADCAST_MESSAGE_TO_SERVER`.
-pub(super) fn publish(
+pub(super) async fn publish(
     core: Arc<Core>,
     session: Arc<SessionHandle>,
     package: Package,
-) -> impl Future<Output = Outcome> + Send + 'static {
-    async move {
+) -> Outcome {
+    {
         let header = &package.header;
         let (event, topic) = match event_and_topic(&package) {
             Ok(x) => x,
@@ -100,13 +99,13 @@ fn ttl_of(event: &CloudEvent) -> Option<Duration> {
 }
 
 /// `REQUEST_TO_SERVER`: answered by `RESPONSE_TO_CLIENT` with the request's seq.
-pub(super) fn request(
+pub(super) async fn request(
     core: Arc<Core>,
     session: Arc<SessionHandle>,
     package: Package,
     fallback: ProtocolType,
-) -> impl Future<Output = Outcome> + Send + 'static {
-    async move {
+) -> Outcome {
+    {
         let header = &package.header;
         let (event, topic) = match event_and_topic(&package) {
             Ok(x) => x,
@@ -154,12 +153,12 @@ pub(super) fn complete_reply(event: &mut CloudEvent, request: &PushedRequest) {
 }
 
 /// `RESPONSE_TO_SERVER`: hands the reply to the core. Not answered.
-pub(super) fn reply(
+pub(super) async fn reply(
     core: Arc<Core>,
     session: Arc<SessionHandle>,
     event: CloudEvent,
-) -> impl Future<Output = Outcome> + Send + 'static {
-    async move {
+) -> Outcome {
+    {
         let correlation_id = event
             .extension_str(EXT_CORRELATION_ID)
             .unwrap_or_default()

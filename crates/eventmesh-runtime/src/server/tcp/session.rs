@@ -49,6 +49,10 @@ use crate::telemetry::tcp::{BadInput, FrameCounters, Goodbye};
 
 /// Unsent output above which the connection stops reading and pushing.
 const HIGH_WATER: usize = 1024 * 1024;
+/// Pushes remembered for their ack, as a multiple of the window. The core holds at most a
+/// window of them un-acked; older ones were settled without this client (ack timeout) and an ack
+/// of them would be refused anyway.
+const FORGET_FACTOR: usize = 4;
 /// How long the last frames (a goodbye) may take to leave.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// The `desc` of the shutdown goodbye (as the Java runtime).
@@ -108,6 +112,9 @@ struct Session {
     pushes: mpsc::Receiver<Push>,
     listening: bool,
     unacked: HashMap<String, Unacked>,
+    /// Push seqs in push order, to forget pushes the core settled without an ack from this
+    /// client (timed out, or acked by nobody): at most [`FORGET_FACTOR`] × window are kept.
+    push_order: VecDeque<String>,
     /// Requests pushed and not yet answered or acked, oldest first (at most the window).
     requests: VecDeque<PushedRequest>,
 }
@@ -545,6 +552,7 @@ impl Handler {
             pushes: rx,
             listening: false,
             unacked: HashMap::new(),
+            push_order: VecDeque::new(),
             requests: VecDeque::new(),
         });
         self.ok(header);
@@ -800,6 +808,12 @@ impl Handler {
                         expires_at_ms: *expires_at_ms,
                     });
                 }
+                while s.push_order.len() >= FORGET_FACTOR * s.endpoint.window() {
+                    if let Some(old) = s.push_order.pop_front() {
+                        s.unacked.remove(&old);
+                    }
+                }
+                s.push_order.push_back(seq.clone());
                 s.unacked.insert(
                     seq,
                     Unacked {
