@@ -10,8 +10,9 @@
 //! 5. opens the event store (`storage.type`; the embedded one in `<data_dir>/events`) and the
 //!    metadata store;
 //! 6. starts the delivery core and binds the admin listener;
-//! 7. binds the TCP protocol listener (`server.tcp`) and records the other protocol listeners
-//!    (not yet implemented in this build).
+//! 7. serves the TCP protocol (`server.tcp`, bound before step 4 so that a derived advertise
+//!    address names the real port) and records the other protocol listeners (not yet
+//!    implemented in this build).
 //!
 //! [`RuntimeHandle::shutdown`] stops it in the opposite order within `shutdown.timeout`:
 //! listeners and background tasks (TCP clients are told goodbye and may ack what they hold for
@@ -400,8 +401,24 @@ impl RuntimeBuilder {
         let data_dir = config.node.data_dir.clone();
         let mut lock = Some(open_data_dir(&data_dir)?);
         let node_id = resolve_node_id(&config.node.id, &data_dir)?;
+        // Bound first, so that a derived advertise address names the real port (port 0).
+        let tcp_listener = if config.server.tcp.enabled {
+            let addr = config.server.tcp.listen;
+            let bind_err = |source| ServerError::Bind {
+                listener: "TCP",
+                addr,
+                source,
+            };
+            let listener = tcp_server::bind(addr).await.map_err(bind_err)?;
+            let bound = listener.local_addr().map_err(bind_err)?;
+            Some((listener, bound))
+        } else {
+            None
+        };
         let advertise = if config.node.advertise.is_empty() {
-            let tcp = config.server.tcp.listen;
+            let tcp = tcp_listener
+                .as_ref()
+                .map_or(config.server.tcp.listen, |(_, bound)| *bound);
             if tcp.ip().is_unspecified() {
                 warn!(message = "Advertise address derived from an unspecified listen address; set node.advertise.", addr = %tcp);
             }
@@ -476,10 +493,7 @@ impl RuntimeBuilder {
             // One connection cap over all protocol listeners.
             let connection_slots = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections as usize));
             let mut tcp = None;
-            if config.server.tcp.enabled {
-                let addr = config.server.tcp.listen;
-                let listener = tcp_server::bind(addr).await.map_err(|source| ServerError::Bind { listener: "TCP", addr, source })?;
-                let bound = listener.local_addr().map_err(|source| ServerError::Bind { listener: "TCP", addr, source })?;
+            if let Some((listener, bound)) = tcp_listener {
                 let ctx = TcpContext::new(core.clone(), TcpOptions::from_config(&config, &node.advertise), connection_slots.clone());
                 let clients = ctx.clients().clone();
                 listeners.spawn("tcp-server", true, move |token| tcp_server::run(listener, ctx, token));
