@@ -242,3 +242,25 @@ async fn should_say_goodbye_on_shutdown() {
     // A message command to an unknown topic of a closed node is not tested: it is gone.
     let _ = message;
 }
+
+#[tokio::test]
+async fn should_answer_tps_overload_over_the_global_rate_limit() {
+    let (node, _dir) = start(|c| c.limits.publish_rate = 4).await;
+    let addr = node.tcp_addr().unwrap();
+    let mut a = Client::publisher(addr, "g-a").await;
+    let mut b = Client::publisher(addr, "g-b").await;
+    let mut codes = Vec::new();
+    let mut desc = String::new();
+    for i in 0..6 {
+        for c in [&mut a, &mut b] {
+            let ack = c.publish("T-global", &format!("g{i}")).await;
+            if ack.header.code == 3 {
+                desc = ack.header.desc.clone().unwrap_or_default();
+            }
+            codes.push(ack.header.code);
+        }
+    }
+    assert!(codes.contains(&0) && codes.contains(&3), "{codes:?}");
+    assert!(desc.contains("global"), "{desc}");
+    node.shutdown().await;
+}

@@ -326,3 +326,73 @@ async fn should_answer_heartbeat_recommend_and_client_goodbye() {
     assert!(c.closed().await, "the server closes after the goodbye");
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn should_serve_a_v1_0_wemq_client() {
+    let (node, _dir) = start(|_| {}).await;
+    let addr = node.tcp_addr().unwrap();
+    let mut c = Client::connect_with(addr, Dialect::V10).await;
+    let mut ua = user_agent("", "sub", 71);
+    ua.group = None;
+    ua.dcn = Some("AC0".into());
+    let r = c.hello(ua).await;
+    assert_eq!(r.header.code, 0, "{:?}", r.header);
+    assert_eq!(
+        c.subscribe("T-wemq", CLUSTERING, ASYNC, None)
+            .await
+            .header
+            .code,
+        0
+    );
+    c.listen().await;
+    // A v1.0 message carries no protocol properties.
+    let mut p = message(Command::AsyncMessageToServer, "T-wemq", "from wemq", &[]);
+    p.header.properties.clear();
+    let ack = c.call(&p).await;
+    assert_eq!(ack.header.code, 0, "{:?}", ack.header);
+    let push = c.expect(Command::AsyncMessageToClient).await;
+    assert_eq!(message_of(&push).body.as_deref(), Some("from wemq"));
+    c.send(&ack_of(&push)).await;
+    let info = node.tcp_clients().unwrap().list();
+    assert_eq!(info[0].dialect, Some("v1.0"));
+    assert_eq!(info[0].group.as_deref(), Some("5023-AC0"));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn should_deliver_through_the_embedded_store_and_count_frames() {
+    let (node, _dir) = start(|c| c.storage.kind = eventmesh_config::StorageKind::Embedded).await;
+    let addr = node.tcp_addr().unwrap();
+    let mut sub = Client::subscriber(addr, "g-durable", 81, "T-durable", CLUSTERING, ASYNC).await;
+    let mut publisher = Client::publisher(addr, "g-pub").await;
+    for i in 0..20 {
+        assert_eq!(
+            publisher
+                .publish("T-durable", &format!("d{i}"))
+                .await
+                .header
+                .code,
+            0
+        );
+    }
+    for i in 0..20 {
+        let push = sub.expect(Command::AsyncMessageToClient).await;
+        assert_eq!(message_of(&push).body, Some(format!("d{i}")), "in order");
+        sub.send(&ack_of(&push)).await;
+    }
+    let metrics = eventmesh_runtime::telemetry::recorder::render(
+        &eventmesh_runtime::telemetry::install_recorder().unwrap(),
+    );
+    for needle in [
+        "eventmesh_tcp_connections ",
+        "eventmesh_tcp_frames_received_total{command=\"ASYNC_MESSAGE_TO_SERVER\"}",
+        "eventmesh_tcp_frames_sent_total{command=\"ASYNC_MESSAGE_TO_CLIENT\"}",
+        "eventmesh_tcp_connections_total{outcome=\"accepted\"}",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+    node.shutdown().await;
+}

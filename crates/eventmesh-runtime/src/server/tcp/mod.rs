@@ -11,7 +11,8 @@
 //! Files:
 //! * `listener.rs`: the accept loop, the connection cap, the task set of connections;
 //! * `connection.rs`: framed reads and writes over the protocol crate's codec;
-//! * `session.rs`: the per-connection state machine (protocol section 2.6);
+//! * `session.rs`: the per-connection task and its state machine (protocol section 2.6);
+//! * `commands.rs`: what each client command does, and core pushes to frames;
 //! * `publish.rs`: publish, broadcast, request-reply and replies (the operations run
 //!   concurrently, at most `max_pending` per connection);
 //! * `push.rs`: core pushes to frames in the subscriber's own protocol type;
@@ -32,6 +33,7 @@
 //! [`FrameCodec`]: eventmesh_protocol::tcp::FrameCodec
 
 mod clients;
+mod commands;
 mod connection;
 mod listener;
 mod publish;
