@@ -123,9 +123,9 @@ impl Dialect {
 /// Known limits: a pre-1.9 body with five or more trailing whitespace bytes reads as v1.9; a
 /// pre-1.9 body whose first `B - 5` bytes end in `}` and whose last five bytes arrive in a later
 /// read reads as v1.9 (then fails to decode); a v1.9 first frame whose body is not JSON and does
-/// not end like JSON waits for five more bytes
-/// (a server settles that with [`FrameCodec::settle_v19`] when no byte follows for a moment). None of these happens with a real `HELLO_REQUEST`
-/// (a flat object ending in `"unack":0}`).
+/// not end like JSON waits for five more bytes (a server settles that with
+/// [`FrameCodec::settle_v19`] when no byte follows for a moment). None of these happens with a
+/// real `HELLO_REQUEST` (a flat object ending in `"unack":0}`).
 ///
 /// The dialect is kept once a first frame has been framed, even if its body then fails to
 /// decode, so the goodbye for that error goes out in the client's own framing.
