@@ -272,6 +272,15 @@ impl Client {
         r
     }
 
+    /// The socket, once nothing is buffered (for probes that drive it themselves).
+    pub fn into_stream(self) -> TcpStream {
+        assert!(
+            self.buf.is_empty() && self.stash.is_empty(),
+            "frames are buffered"
+        );
+        self.stream
+    }
+
     /// The socket, for byte-exact reads (nothing may be buffered).
     pub fn stream_mut(&mut self) -> &mut TcpStream {
         assert!(

@@ -57,6 +57,11 @@ impl FrameReader {
         self.codec.reply_dialect()
     }
 
+    /// A frame already buffered, without reading from the socket.
+    pub(crate) fn buffered_frame(&mut self) -> Result<Option<Package>, ProtocolError> {
+        self.codec.decode_buf(&mut self.buf)
+    }
+
     /// The next frame; `Ok(None)` when the client closed cleanly between frames. Cancel-safe.
     pub(crate) async fn read_frame(&mut self) -> Result<Option<Package>, ReadError> {
         loop {

@@ -255,14 +255,38 @@ impl Handler {
                 debug!(message = "Failed to write to the client.", connection_id = self.id, %error);
                 self.close_now("write error");
             }
-            Event::Done(Ok(Outcome::Reply(p))) => self.wire.send(&p),
-            Event::Done(Ok(Outcome::Nothing)) => {}
-            Event::Done(Err(e)) => {
-                if e.is_panic() {
-                    warn!(message = "A TCP operation panicked.", connection_id = self.id, error = %e);
+            Event::Done(first) => {
+                // Take every finished operation at once: one write for all their answers.
+                let mut next = Some(first);
+                while let Some(done) = next {
+                    match done {
+                        Ok(Outcome::Reply(p)) => self.wire.send(&p),
+                        Ok(Outcome::Nothing) => {}
+                        Err(e) if e.is_panic() => {
+                            warn!(message = "A TCP operation panicked.", connection_id = self.id, error = %e);
+                        }
+                        Err(_) => {}
+                    }
+                    next = self.pending.try_join_next();
                 }
             }
-            Event::Frame(Ok(Some(p))) => self.on_frame(p).await,
+            Event::Frame(Ok(Some(p))) => {
+                self.on_frame(p).await;
+                // Handle the frames already read before going back to the socket.
+                while self.phase != Phase::Closed
+                    && self.pending.len() < self.ctx.options.max_pending
+                    && self.wire.writer.pending() < HIGH_WATER
+                {
+                    match self.wire.reader.buffered_frame() {
+                        Ok(Some(p)) => self.on_frame(p).await,
+                        Ok(None) => break,
+                        Err(e) => {
+                            let reason = reason_of(&e);
+                            self.bad_input(reason, e.to_string());
+                        }
+                    }
+                }
+            }
             Event::Frame(Ok(None)) => self.close_now("client closed"),
             Event::Frame(Err(ReadError::Protocol(e))) => {
                 let reason = reason_of(&e);
@@ -272,7 +296,16 @@ impl Handler {
                 debug!(message = "Connection lost.", connection_id = self.id, %error);
                 self.close_now("connection lost");
             }
-            Event::Push(push) => self.on_push(push),
+            Event::Push(push) => {
+                self.on_push(push);
+                // Take the pushes already queued: one write for all of them.
+                while self.phase == Phase::Open && self.wire.writer.pending() < HIGH_WATER {
+                    match self.session.as_mut().map(|s| s.pushes.try_recv()) {
+                        Some(Ok(p)) => self.on_push(p),
+                        _ => break,
+                    }
+                }
+            }
             Event::Timer => match self.phase {
                 Phase::Open if Instant::now() < self.last_input + self.ctx.options.idle_timeout => {
                     // Input came since the timer was set: set it from the last input.
