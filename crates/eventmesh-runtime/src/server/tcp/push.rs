@@ -36,15 +36,20 @@ pub(super) fn event_frame(
     event: &CloudEvent,
     protocol: ProtocolType,
 ) -> Result<Package, ProtocolError> {
-    let mut event = event.clone();
-    let mut encode = |protocol: ProtocolType| {
-        if event.extensions.contains_key(PROTOCOL_TYPE) {
-            event.extensions.insert(
-                PROTOCOL_TYPE.to_owned(),
-                ExtensionValue::String(protocol.as_str().to_owned()),
-            );
+    let encode = |protocol: ProtocolType| {
+        match event.extension_str(PROTOCOL_TYPE) {
+            // The common case: no copy of the event.
+            None => event_package(header.clone(), event, protocol),
+            Some(p) if p == protocol.as_str() => event_package(header.clone(), event, protocol),
+            Some(_) => {
+                let mut event = event.clone();
+                event.extensions.insert(
+                    PROTOCOL_TYPE.to_owned(),
+                    ExtensionValue::String(protocol.as_str().to_owned()),
+                );
+                event_package(header.clone(), &event, protocol)
+            }
         }
-        event_package(header.clone(), &event, protocol)
     };
     match encode(protocol) {
         Err(ProtocolError::InvalidEvent(_)) if protocol != ProtocolType::CloudEvents => {
