@@ -1,5 +1,6 @@
 //! [`NatsStore`]: the [`EventStore`] over NATS JetStream.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use eventmesh_storage::{
     StorageResult, TopicInfo,
 };
 use futures_util::future::join_all;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -40,6 +42,9 @@ struct Inner {
     opts: NatsOptions,
     masked_url: String,
     leases: Leases,
+    /// Consumers known to exist (checked once, then trusted until a pull finds no answer):
+    /// JetStream does not answer a pull on a consumer that does not exist.
+    known: Mutex<HashSet<Arc<str>>>,
     closed: AtomicBool,
 }
 
@@ -145,6 +150,7 @@ impl NatsStore {
                 opts,
                 masked_url,
                 leases,
+                known: Mutex::new(HashSet::new()),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -240,6 +246,33 @@ impl Inner {
             Err(e) => self.on_consumer(c, e),
             Ok(_) => self.unavailable(&format!("consumer {stream}/{consumer} is not ready yet")),
         }
+    }
+
+    /// Checks once that the consumer exists (JetStream leaves pulls on a missing consumer
+    /// unanswered), then remembers it.
+    async fn ensure_known(
+        &self,
+        c: &ConsumerRef,
+        stream: &str,
+        consumer: &str,
+        key: &Arc<str>,
+    ) -> StorageResult<()> {
+        if self.known.lock().contains(key) {
+            return Ok(());
+        }
+        self.api
+            .consumer_info(stream, consumer)
+            .await
+            .map_err(|e| self.on_consumer(c, e))?;
+        self.known.lock().insert(key.clone());
+        Ok(())
+    }
+
+    fn forget(&self, key: &str) {
+        self.known
+            .lock()
+            .retain(|k| &**k != key && !k.starts_with(&format!("{key}/")));
+        self.leases.forget_consumer(key);
     }
 
     /// Sends one acknowledgement kind for a delivery and waits for the server to confirm it.
@@ -345,7 +378,7 @@ impl EventStore for NatsStore {
             .delete_stream(&stream)
             .await
             .map_err(|e| s.on_stream(topic, e))?;
-        s.leases.forget_consumer(&stream);
+        s.forget(&stream);
         info!(message = "Deleted topic stream.", topic = %topic, stream = %stream);
         Ok(())
     }
@@ -485,7 +518,7 @@ impl EventStore for NatsStore {
             Err(e) if e.is_consumer_not_found() => {}
             Err(e) => return Err(s.on_consumer(c, e)),
         }
-        s.leases.forget_consumer(&key);
+        s.forget(&key);
         info!(message = "Deleted cursor.", cursor = %c, consumer = %consumer);
         Ok(())
     }
@@ -503,6 +536,7 @@ impl EventStore for NatsStore {
             return Ok(Vec::new());
         }
         let (stream, consumer, key) = s.consumer_key(c);
+        s.ensure_known(c, &stream, &consumer, &key).await?;
         let started = Instant::now();
         let grace = s.opts.request_timeout;
         let (mut got, mut end) = pull(&s.client, &stream, &consumer, max, None, grace).await?;
@@ -517,12 +551,18 @@ impl EventStore for NatsStore {
         if got.is_empty() {
             match end {
                 PullEnd::NoConsumer => {
+                    s.forget(&key);
                     return Err(s.missing_consumer(c, &stream, &consumer).await);
                 }
                 PullEnd::TimedOut => {
                     s.check_ready()?;
+                    // No answer at all: the consumer may be gone (deleted by another node).
+                    s.known.lock().remove(&key);
                 }
-                PullEnd::Done | PullEnd::ConsumerDeleted => {}
+                PullEnd::ConsumerDeleted => {
+                    s.known.lock().remove(&key);
+                }
+                PullEnd::Done => {}
             }
         }
         let mut out = Vec::with_capacity(got.len());
@@ -623,7 +663,7 @@ impl EventStore for NatsStore {
             Err(e) if e.is_consumer_not_found() => {}
             Err(e) => return Err(s.on_consumer(c, e)),
         }
-        s.leases.forget_consumer(&key);
+        s.forget(&key);
         let spec = s.spec(c, &consumer, target);
         s.api
             .create_consumer(&stream, &spec)
