@@ -214,39 +214,40 @@ async fn acknowledged_publishes_survive_a_broker_kill() {
         }
     }
     consumer.await.expect("consumer");
-    let l = log.lock();
-    eprintln!(
-        "broker kill: {acked_before_kill} events acknowledged before the kill, {} in all; outage {} ms with {} failed publishes (slowest failure {} ms); {} ms from the restart until {AFTER} more were acknowledged; {} fetch/ack errors during the outage; first failure: {:?}",
-        l.acked.len(),
-        outage.as_millis(),
-        l.failures.len(),
-        l.failures
-            .iter()
-            .map(|f| f.0)
-            .max()
-            .unwrap_or_default()
-            .as_millis(),
-        first_publish_after.as_millis(),
-        fetch_errors.load(Ordering::SeqCst),
-        l.failures.first().map(|f| &f.1),
-    );
-    assert!(
-        l.wrong_errors.is_empty(),
-        "publishes failed with errors other than Unavailable: {:?}",
-        l.wrong_errors
-    );
-    assert!(
-        l.slow_failures.is_empty(),
-        "publishes took longer than {} s to fail: {:?}",
-        FAIL_WITHIN.as_secs(),
-        l.slow_failures
-    );
-    for (_, msg) in &l.failures {
-        assert!(
-            msg.contains("NATS"),
-            "an outage error does not say what is unavailable: {msg}"
+    {
+        let l = log.lock();
+        eprintln!(
+            "broker kill: {acked_before_kill} events acknowledged before the kill, {} in all; outage {} ms with {} failed publishes (slowest failure {} ms); {} ms from the restart until {AFTER} more were acknowledged; {} fetch/ack errors during the outage; first failure: {:?}",
+            l.acked.len(),
+            outage.as_millis(),
+            l.failures.len(),
+            l.failures
+                .iter()
+                .map(|f| f.0)
+                .max()
+                .unwrap_or_default()
+                .as_millis(),
+            first_publish_after.as_millis(),
+            fetch_errors.load(Ordering::SeqCst),
+            l.failures.first().map(|f| &f.1),
         );
+        assert!(
+            l.wrong_errors.is_empty(),
+            "publishes failed with errors other than Unavailable: {:?}",
+            l.wrong_errors
+        );
+        assert!(
+            l.slow_failures.is_empty(),
+            "publishes took longer than {} s to fail: {:?}",
+            FAIL_WITHIN.as_secs(),
+            l.slow_failures
+        );
+        for (_, msg) in &l.failures {
+            assert!(
+                msg.contains("NATS"),
+                "an outage error does not say what is unavailable: {msg}"
+            );
+        }
     }
-    drop(l);
     store.close().await.expect("close");
 }
