@@ -45,7 +45,9 @@ pub use server::{
     GrpcServerConfig, HttpServerConfig, MqttServerConfig, ServerConfig, TcpServerConfig,
 };
 pub use shutdown::ShutdownConfig;
-pub use storage::{EmbeddedStorageConfig, FsyncPolicy, StorageConfig, StorageKind};
+pub use storage::{
+    EmbeddedStorageConfig, FsyncPolicy, NatsStorageConfig, StorageConfig, StorageKind,
+};
 pub use validate::MAX_EVENT_BYTES_LIMIT;
 
 /// The committed defaults (`config/eventmesh.toml`), every key with a comment.
@@ -115,10 +117,19 @@ impl Config {
         }
     }
 
-    /// A copy with secrets masked (the password in `storage.url`), for logs.
+    /// A copy with secrets masked (the password in `storage.url`, the HTTP auth password and
+    /// token), for logs.
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
         c.storage.url = storage::mask_url(&c.storage.url);
+        for secret in [
+            &mut c.server.http.auth.password,
+            &mut c.server.http.auth.token,
+        ] {
+            if !secret.is_empty() {
+                *secret = "****".to_owned();
+            }
+        }
         c
     }
 

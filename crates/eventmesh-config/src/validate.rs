@@ -137,6 +137,82 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
         out.push(issue("server.tcp.max_pending", "must be at least 1"));
     }
 
+    // [server.http]
+    let h = &c.server.http;
+    if h.max_batch_events == 0 {
+        out.push(issue("server.http.max_batch_events", "must be at least 1"));
+    }
+    if h.tls.enabled {
+        if h.tls.cert_file.is_empty() {
+            out.push(issue(
+                "server.http.tls.cert_file",
+                "must name a PEM file when tls.enabled = true",
+            ));
+        }
+        if h.tls.key_file.is_empty() {
+            out.push(issue(
+                "server.http.tls.key_file",
+                "must name a PEM file when tls.enabled = true",
+            ));
+        }
+        if !h.tls.listen.is_empty() && h.tls.listen.parse::<SocketAddr>().is_err() {
+            out.push(issue(
+                "server.http.tls.listen",
+                format!(
+                    "`{}` is not IP:PORT; use \"\" to serve TLS on server.http.listen",
+                    h.tls.listen
+                ),
+            ));
+        }
+    }
+    match h.auth.mode {
+        crate::server::http::HttpAuthMode::None => {}
+        crate::server::http::HttpAuthMode::Basic => {
+            if h.auth.username.is_empty() || h.auth.password.is_empty() {
+                out.push(issue(
+                    "server.http.auth.username",
+                    "basic auth needs a username and a password",
+                ));
+            }
+        }
+        crate::server::http::HttpAuthMode::Bearer => {
+            if h.auth.token.is_empty() {
+                out.push(issue("server.http.auth.token", "bearer auth needs a token"));
+            }
+        }
+    }
+    let w = &h.webhook;
+    if w.push_timeout.is_zero() {
+        out.push(issue("server.http.webhook.push_timeout", "must be above 0"));
+    } else if w.push_timeout >= c.delivery.ack_timeout {
+        out.push(relation(
+            "server.http.webhook.push_timeout",
+            "delivery.ack_timeout",
+            format!(
+                "is {}; it must be shorter than `delivery.ack_timeout` ({}), or a slow push would be redelivered while it runs",
+                fmt_dur(w.push_timeout),
+                fmt_dur(c.delivery.ack_timeout)
+            ),
+        ));
+    }
+    if w.max_in_flight == 0 {
+        out.push(issue(
+            "server.http.webhook.max_in_flight",
+            "must be at least 1",
+        ));
+    }
+    if w.unhealthy_after == 0 {
+        out.push(issue(
+            "server.http.webhook.unhealthy_after",
+            "must be at least 1",
+        ));
+    }
+    for n in &w.deny_networks {
+        if let Err(why) = crate::server::http::parse_cidr(n) {
+            out.push(issue("server.http.webhook.deny_networks", why));
+        }
+    }
+
     // [limits]
     if c.limits.max_event_bytes == 0 {
         out.push(issue("limits.max_event_bytes", "must be at least 1"));

@@ -11,7 +11,8 @@
 //!    metadata store;
 //! 6. starts the delivery core and binds the admin listener;
 //! 7. serves the TCP protocol (`server.tcp`, bound before step 4 so that a derived advertise
-//!    address names the real port) and records the other protocol listeners (not yet
+//!    address names the real port) and the HTTP protocol (`server.http`, which restores the
+//!    persisted webhook subscriptions), and records the other protocol listeners (not yet
 //!    implemented in this build).
 //!
 //! [`RuntimeHandle::shutdown`] stops it in the opposite order within `shutdown.timeout`:
@@ -38,6 +39,7 @@ use crate::admin::{self, AdminState};
 use crate::core::{Core, CoreError, CoreOptions, NodeIdentity};
 use crate::lifecycle::{ShutdownReason, ShutdownSignal, TaskRegistry};
 use crate::meta::{EmbeddedMeta, MetaError, MetaStore};
+use crate::server::http::{self as http_server, HttpContext, HttpOptions, HttpServerError};
 use crate::server::tcp::{self as tcp_server, Clients, TcpContext, TcpOptions};
 use crate::telemetry::{self, TelemetryError};
 
@@ -122,6 +124,13 @@ pub enum ServerError {
         /// The error.
         #[source]
         source: std::io::Error,
+    },
+    /// The HTTP server could not start (a listener, its TLS certificate, its client).
+    #[error("cannot start the HTTP server")]
+    Http {
+        /// The error.
+        #[source]
+        source: HttpServerError,
     },
     /// Telemetry could not be set up.
     #[error("cannot set up telemetry")]
@@ -503,8 +512,22 @@ impl RuntimeBuilder {
                 debug!(message = "TCP server disabled.", listener = "TCP");
             }
 
+            let mut http = None;
+            if config.server.http.enabled {
+                let bound = http_server::bind(&config).await.map_err(|source| ServerError::Http { source })?;
+                let addrs = (bound.addr(), bound.tls_addr());
+                let ip = node.advertise.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_owned();
+                let options = HttpOptions::from_config(&config, &ip);
+                let ctx = HttpContext::new(core.clone(), store.clone(), meta.clone(), options, connection_slots.clone())
+                    .map_err(|source| ServerError::Http { source })?;
+                listeners.spawn("http-server", true, move |token| http_server::run(bound, ctx, token));
+                info!(message = "HTTP server bound.", listener = "HTTP", addr = %addrs.0, tls_addr = ?addrs.1);
+                http = Some(addrs);
+            } else {
+                debug!(message = "HTTP server disabled.", listener = "HTTP");
+            }
+
             for (name, enabled, addr) in [
-                ("HTTP", config.server.http.enabled, config.server.http.listen),
                 ("gRPC", config.server.grpc.enabled, config.server.grpc.listen),
                 ("MQTT", config.server.mqtt.enabled, config.server.mqtt.listen),
             ] {
@@ -548,6 +571,7 @@ impl RuntimeBuilder {
                 store = store.kind(),
                 admin = %admin_addr,
                 tcp = %tcp.as_ref().map(|(a, _)| a.to_string()).unwrap_or_else(|| "disabled".to_owned()),
+                http = %http.map(|(a, _)| a.to_string()).unwrap_or_else(|| "disabled".to_owned()),
                 elapsed_ms = started.elapsed().as_millis() as u64,
             );
             Ok(RuntimeHandle {
@@ -555,6 +579,7 @@ impl RuntimeBuilder {
                 node: node.clone(),
                 admin_addr,
                 tcp,
+                http,
                 store: store.clone(),
                 meta,
                 core,
@@ -598,6 +623,8 @@ pub struct RuntimeHandle {
     node: NodeIdentity,
     admin_addr: SocketAddr,
     tcp: Option<(SocketAddr, Clients)>,
+    /// The HTTP listener's bound address and the separate HTTPS one's.
+    http: Option<(SocketAddr, Option<SocketAddr>)>,
     store: Arc<dyn EventStore>,
     meta: Arc<dyn MetaStore>,
     core: Arc<Core>,
@@ -619,6 +646,18 @@ impl RuntimeHandle {
     /// `server.tcp.enabled` is false.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The bound HTTP protocol address (the real port when the config said port 0; HTTPS when
+    /// `server.http.tls` is on without its own `listen`); `None` when `server.http.enabled` is
+    /// false.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.map(|(addr, _)| addr)
+    }
+
+    /// The bound address of the separate HTTPS listener (`server.http.tls.listen`), if any.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.http.and_then(|(_, tls)| tls)
     }
 
     /// The clients connected to the TCP server (list, redirect, reject); `None` when TCP is

@@ -24,6 +24,7 @@ fn config(data_dir: &Path, store: StorageKind) -> Config {
     c.node.data_dir = data_dir.to_path_buf();
     c.admin.listen = "127.0.0.1:0".parse().expect("an address");
     c.server.tcp.listen = "127.0.0.1:0".parse().expect("an address");
+    c.server.http.listen = "127.0.0.1:0".parse().expect("an address");
     c.storage.kind = store;
     c.shutdown.timeout = Duration::from_secs(10);
     c

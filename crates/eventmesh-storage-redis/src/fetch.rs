@@ -15,11 +15,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, error};
 
+use crate::conn::Inner;
 use crate::error::Error;
 use crate::keys::{self, CONSUMER, StreamId, Token};
 use crate::reply::{self, Status};
 use crate::scripts;
-use crate::store::Inner;
 
 /// The most deliveries one fetch hands out (one script call).
 const MAX_FETCH: usize = 1024;
@@ -157,11 +157,17 @@ async fn wait_for_entry(
             s.put_blocking(conn);
             Ok(())
         }
-        Ok(Err(source)) => Err(Error::Redis {
-            url: s.url.clone(),
-            op: "XREAD",
-            source,
-        }),
+        Ok(Err(source)) => {
+            if crate::error::is_unavailable(&source) {
+                // The others in the pool were cut off by the same outage.
+                s.blocking.lock().clear();
+            }
+            Err(Error::Redis {
+                url: s.url.clone(),
+                op: "XREAD",
+                source,
+            })
+        }
         Err(_) => Err(Error::Timeout {
             url: s.url.clone(),
             op: "XREAD",

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use crate::conn::Inner;
 use crate::reply::{self, Status};
 use crate::scripts;
-use crate::store::Inner;
 
 /// Member groups deleted per script call.
 const BATCH: usize = 100;

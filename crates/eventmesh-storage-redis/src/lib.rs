@@ -71,6 +71,8 @@
 //! reconnects in the background, and once Redis is back (with its AOF) calls succeed again,
 //! leases and positions intact.
 
+mod conn;
+mod cursor;
 mod error;
 mod fetch;
 mod janitor;

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::endpoint::DeliveryId;
-use super::inflight::{DispatchState, StoreOp};
+use super::inflight::{DispatchState, Retry, StoreOp};
 use super::metrics::DispatchMetrics;
 use super::{ConsumerKey, Shared};
 
@@ -101,8 +101,12 @@ impl Dispatcher {
         &self,
         delivery: DeliveryId,
         session: SessionId,
+        retry: Retry,
     ) -> Result<(), EventMeshError> {
-        let r = self.state.lock().nack(delivery, session, Instant::now());
+        let r = self
+            .state
+            .lock()
+            .nack(delivery, session, Instant::now(), retry);
         self.notify.notify_one();
         r
     }

@@ -103,6 +103,18 @@ enum Failure {
     Timeout,
 }
 
+/// When a refused delivery comes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// After the core's backoff for its attempt.
+    Backoff,
+    /// After this delay, capped at `backoff_max` (a subscriber's `Retry-After`, or the adapter's
+    /// jittered backoff).
+    After(Duration),
+    /// Never: dead-letter it now (the member said it can never take it).
+    DeadLetter,
+}
+
 /// What the dispatcher should do after a tick.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Tick {
@@ -255,15 +267,17 @@ impl DispatchState {
         Ok(())
     }
 
-    /// The member refused the event: redeliver after the backoff (or dead-letter it).
+    /// The member refused the event: redeliver as `retry` says (or dead-letter it once it used
+    /// its attempts).
     pub(crate) fn nack(
         &mut self,
         delivery: DeliveryId,
         session: SessionId,
         now: Instant,
+        retry: Retry,
     ) -> Result<(), EventMeshError> {
         let f = self.take_inflight(delivery, session)?;
-        self.fail(f, Failure::Nack, now);
+        self.fail(f, Failure::Nack, now, retry);
         Ok(())
     }
 
@@ -297,7 +311,7 @@ impl DispatchState {
 
     /// A delivery failed (window slot already released): back to the store after the backoff, or
     /// to the dead-letter topic when it has used its attempts.
-    fn fail(&mut self, f: InFlight, why: Failure, now: Instant) {
+    fn fail(&mut self, f: InFlight, why: Failure, now: Instant, retry: Retry) {
         let attempt = f.held.attempt;
         if why == Failure::Timeout {
             if let Some(m) = self.members.iter_mut().find(|m| m.id == f.member) {
@@ -311,7 +325,20 @@ impl DispatchState {
             self.avoid.clear();
         }
         self.avoid.insert(f.held.record.id, (f.member, now));
-        if attempt >= self.options.max_attempts {
+        if retry == Retry::DeadLetter {
+            tracing::warn!(
+                message = "Member refused the event for good; dead-lettering it.",
+                group = %self.key.group,
+                topic = %self.key.topic,
+                event_id = %f.held.record.id,
+                attempts = attempt,
+            );
+            self.ops.push(StoreOp::DeadLetter {
+                token: f.held.token,
+                record: f.held.record,
+                attempts: attempt,
+            });
+        } else if attempt >= self.options.max_attempts {
             tracing::warn!(
                 message = "Event used its attempts; dead-lettering it.",
                 group = %self.key.group,
@@ -325,7 +352,10 @@ impl DispatchState {
                 attempts: attempt,
             });
         } else {
-            let delay = self.options.backoff(attempt);
+            let delay = match retry {
+                Retry::After(d) => d.min(self.options.backoff_max),
+                _ => self.options.backoff(attempt),
+            };
             tracing::debug!(
                 message = "Redelivering event after backoff.",
                 group = %self.key.group,
@@ -454,7 +484,7 @@ impl DispatchState {
                     member = f.member,
                     attempt = f.held.attempt,
                 );
-                self.fail(f, Failure::Timeout, now);
+                self.fail(f, Failure::Timeout, now, Retry::Backoff);
             }
         }
     }
@@ -708,7 +738,8 @@ mod tests {
         st.accept(vec![delivery(0, 2), delivery(1, 3)], now);
         st.tick(now);
         let p = a.try_recv().unwrap();
-        st.nack(p.delivery, SessionId(1), now).unwrap();
+        st.nack(p.delivery, SessionId(1), now, Retry::Backoff)
+            .unwrap();
         let ops = st.take_ops();
         assert_eq!(ops.len(), 2);
         assert!(

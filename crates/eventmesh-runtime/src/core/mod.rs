@@ -268,7 +268,35 @@ impl Core {
         delivery: DeliveryId,
     ) -> Result<(), EventMeshError> {
         session.check_open()?;
-        self.dispatcher_of(delivery)?.nack(delivery, session.id())
+        self.dispatcher_of(delivery)?
+            .nack(delivery, session.id(), inflight::Retry::Backoff)
+    }
+
+    /// Refuses a delivery and asks for it again after `delay` (capped at `backoff_max`) instead
+    /// of the core's backoff: for a subscriber's `Retry-After`, or an adapter's own jitter. It
+    /// still counts as an attempt, and is dead-lettered when it has used its attempts.
+    pub fn nack_after(
+        &self,
+        session: &SessionHandle,
+        delivery: DeliveryId,
+        delay: std::time::Duration,
+    ) -> Result<(), EventMeshError> {
+        session.check_open()?;
+        self.dispatcher_of(delivery)?
+            .nack(delivery, session.id(), inflight::Retry::After(delay))
+    }
+
+    /// Refuses a delivery for good: the event goes to the group's dead-letter topic now (then it
+    /// is done), whatever attempts it has left. For answers that retrying cannot change (a
+    /// webhook's 410 or 415).
+    pub fn dead_letter(
+        &self,
+        session: &SessionHandle,
+        delivery: DeliveryId,
+    ) -> Result<(), EventMeshError> {
+        session.check_open()?;
+        self.dispatcher_of(delivery)?
+            .nack(delivery, session.id(), inflight::Retry::DeadLetter)
     }
 
     /// Dispatchers running on this node (for admin views and tests).

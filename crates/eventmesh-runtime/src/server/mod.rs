@@ -4,5 +4,7 @@
 //! loop), `connection.rs` (framed I/O), and the protocol's session state machine.
 //!
 //! * [`tcp`]: the EventMesh TCP protocol (Apache EventMesh Java v1.9+ and pre-1.9 clients).
+//! * [`http`]: the EventMesh HTTP protocol, the CloudEvents HTTP binding and webhook pushes.
 
+pub mod http;
 pub mod tcp;
