@@ -1,0 +1,233 @@
+//! Starts private RabbitMQ nodes for the tests: `rabbitmq-server` with its own ports, node name,
+//! data and log directories and config file (so the machine's own broker and its config are
+//! never touched), one node shared by the tests of a binary and a fresh vhost per test.
+//!
+//! If `rabbitmq-server` is not installed the tests fail with a message saying how to install it
+//! (`scripts/install-deps`); they never skip.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+static NODES: AtomicUsize = AtomicUsize::new(0);
+
+/// A private RabbitMQ node.
+pub struct Broker {
+    pub node: String,
+    pub port: u16,
+    dist_port: u16,
+    dir: PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+}
+
+fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/lib/rabbitmq/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "`{name}` is not installed, so the RabbitMQ store tests cannot start their broker. \
+         Install it with `scripts/install-deps` (apt-get install --no-install-recommends rabbitmq-server)."
+    );
+}
+
+fn chmod_open(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // The server runs as the `rabbitmq` user; it must be able to write here.
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+}
+
+impl Broker {
+    /// Starts a new node and waits until it is ready.
+    pub fn start(label: &str) -> Broker {
+        let n = NODES.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let node = format!("em{label}{pid}n{n}@localhost");
+        let dir = std::env::temp_dir().join(format!("em-rabbit-{label}-{pid}-{n}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["", "mnesia", "log"] {
+            let d = dir.join(sub);
+            std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+            chmod_open(&d);
+        }
+        let broker = Broker {
+            node,
+            port: free_port(),
+            dist_port: free_port(),
+            dir,
+            child: Mutex::new(None),
+        };
+        std::fs::write(
+            broker.dir.join("rabbitmq.conf"),
+            format!(
+                "listeners.tcp.local = 127.0.0.1:{}\nloopback_users.guest = true\n",
+                broker.port
+            ),
+        )
+        .unwrap_or_else(|e| panic!("writing the broker config: {e}"));
+        std::fs::write(broker.dir.join("rabbitmq-env.conf"), "")
+            .unwrap_or_else(|e| panic!("writing the broker env file: {e}"));
+        std::fs::write(broker.dir.join("enabled_plugins"), "[].\n")
+            .unwrap_or_else(|e| panic!("writing the plugins file: {e}"));
+        broker.spawn();
+        broker.watchdog();
+        broker
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        let d = |s: &str| self.dir.join(s).display().to_string();
+        cmd.env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq.conf"))
+            .env("RABBITMQ_CONF_ENV_FILE", d("rabbitmq-env.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
+            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d("log"))
+            .env(
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-kernel inet_dist_use_interface {127,0,0,1}",
+            );
+    }
+
+    /// Starts the server process (again, after a kill: same data, ports and name).
+    pub fn spawn(&self) {
+        let log = std::fs::File::create(self.dir.join("server.out"))
+            .unwrap_or_else(|e| panic!("creating the server log: {e}"));
+        let err = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cloning the server log: {e}"));
+        let mut cmd = Command::new(tool("rabbitmq-server"));
+        self.env(&mut cmd);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting rabbitmq-server: {e}"));
+        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        self.await_startup();
+    }
+
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(tool("rabbitmqctl"));
+        self.env(&mut cmd);
+        cmd.arg("-n")
+            .arg(&self.node)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running rabbitmqctl {args:?}: {e}"))
+    }
+
+    fn await_startup(&self) {
+        let started = Instant::now();
+        loop {
+            let out = self.ctl(&["--timeout", "30", "await_startup"]);
+            if out.status.success() {
+                return;
+            }
+            let exited = self
+                .child
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited || started.elapsed() > Duration::from_secs(90) {
+                let log = std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default();
+                let tail: String = log.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
+                panic!(
+                    "RabbitMQ node {} did not start (port {}): {}\n--- server output ---\n{tail}",
+                    self.node,
+                    self.port,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Stops the node when this test process is gone, however it ends.
+    fn watchdog(&self) {
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             RABBITMQ_CONF_ENV_FILE={dir}/rabbitmq-env.conf {ctl} -n {node} stop >/dev/null 2>&1; \
+             sleep 1; rm -rf {dir}",
+            pid = std::process::id(),
+            dir = self.dir.display(),
+            ctl = tool("rabbitmqctl").display(),
+            node = self.node
+        );
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
+
+    /// A fresh vhost on this node, with guest allowed; returns its AMQP URL.
+    pub fn vhost(&self, label: &str) -> String {
+        let vh = format!("{label}-{:08x}", rand::random::<u32>());
+        for args in [
+            vec!["add_vhost", vh.as_str()],
+            vec!["set_permissions", "-p", vh.as_str(), "guest", ".*", ".*", ".*"],
+        ] {
+            let out = self.ctl(&args);
+            assert!(
+                out.status.success(),
+                "rabbitmqctl {args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        format!("amqp://guest:guest@127.0.0.1:{}/{vh}", self.port)
+    }
+
+    /// SIGKILLs the broker's Erlang VM (a crash, not a shutdown).
+    pub fn kill(&self) {
+        let pid_file = self.dir.join("mnesia").join(format!("{}.pid", self.node));
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", pid_file.display()));
+        let status = Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill: {e}"));
+        assert!(status.success(), "kill -9 {} failed", pid.trim());
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the node cleanly.
+    pub fn stop(&self) {
+        let _ = self.ctl(&["stop"]);
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The node shared by the tests of this binary (started on first use).
+pub fn shared() -> &'static Broker {
+    static SHARED: OnceLock<Broker> = OnceLock::new();
+    SHARED.get_or_init(|| Broker::start("kit"))
+}
