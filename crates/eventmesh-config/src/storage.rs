@@ -1,5 +1,5 @@
-//! `[storage]`: which event store the node uses, and `[storage.embedded]`, the durable embedded
-//! store's settings.
+//! `[storage]`: which event store the node uses, `[storage.embedded]`, the durable embedded
+//! store's settings, and `[storage.nats]`, the NATS JetStream store's.
 
 use std::fmt;
 use std::time::Duration;
@@ -16,6 +16,8 @@ pub enum StorageKind {
     Embedded,
     /// A volatile in-memory store: events are lost when the process exits.
     Memory,
+    /// NATS JetStream at `storage.url` (`nats://h1:4222,h2:4222`): the store for several nodes.
+    Nats,
 }
 
 impl StorageKind {
@@ -24,6 +26,7 @@ impl StorageKind {
         match self {
             StorageKind::Embedded => "embedded",
             StorageKind::Memory => "memory",
+            StorageKind::Nats => "nats",
         }
     }
 }
@@ -38,14 +41,49 @@ impl fmt::Display for StorageKind {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The backend: `embedded` (default) or `memory`.
+    /// The backend: `embedded` (default), `memory` or `nats`.
     #[serde(rename = "type")]
     pub kind: StorageKind,
-    /// The broker URL of external backends (reserved; unused by `embedded` and `memory`). Any
-    /// password in it is masked in logs.
+    /// The broker URL of external backends (`nats://h1:4222,h2:4222` for `nats`; unused by
+    /// `embedded` and `memory`). Any password in it is masked in logs.
     pub url: String,
     /// `[storage.embedded]`.
     pub embedded: EmbeddedStorageConfig,
+    /// `[storage.nats]`.
+    pub nats: NatsStorageConfig,
+}
+
+/// `[storage.nats]`: the NATS JetStream store (with `storage.type = "nats"`). The consumers'
+/// `AckWait` is `delivery.crash_lease`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsStorageConfig {
+    /// Copies of each topic's stream: 1, or 3 or 5 on a JetStream cluster.
+    pub replicas: usize,
+    /// Prefix of stream names and subjects (`[A-Za-z0-9-]`, at most 32 bytes); meshes sharing one
+    /// NATS system need different prefixes.
+    pub stream_prefix: String,
+    /// How long a JetStream call or a publish acknowledgement may take.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// The longest pause between two reconnection attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_reconnect_backoff: Duration,
+    /// A BROADCASTING member's consumer is removed after this long unused.
+    #[serde(with = "humantime_serde")]
+    pub member_expiry: Duration,
+}
+
+impl Default for NatsStorageConfig {
+    fn default() -> Self {
+        NatsStorageConfig {
+            replicas: 1,
+            stream_prefix: "EVENTMESH".to_owned(),
+            request_timeout: Duration::from_secs(5),
+            max_reconnect_backoff: Duration::from_secs(2),
+            member_expiry: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// When the embedded store calls `fdatasync`.

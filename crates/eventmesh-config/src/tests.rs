@@ -602,6 +602,39 @@ fn level_filters() {
 }
 
 #[test]
+fn nats_storage_section() {
+    let c = Loader::new()
+        .toml_text(
+            "c.toml",
+            "[storage]\ntype = \"nats\"\nurl = \"nats://u:pw@h1:4222,h2:4222\"\n[storage.nats]\nreplicas = 3\nstream_prefix = \"mesh-a\"\n",
+        )
+        .load()
+        .unwrap();
+    assert_eq!(c.storage.kind, StorageKind::Nats);
+    assert_eq!(c.storage.nats.replicas, 3);
+    assert_eq!(c.storage.nats.stream_prefix, "mesh-a");
+    assert_eq!(c.storage.nats.request_timeout, Duration::from_secs(5));
+    assert_eq!(c.storage.nats.member_expiry, Duration::from_secs(24 * 3600));
+    assert_eq!(
+        storage::mask_url(&c.storage.url),
+        "nats://u:***@h1:4222,h2:4222"
+    );
+    let ps = problems(
+        Loader::new()
+            .toml_text(
+                "c.toml",
+                "[storage]\ntype = \"nats\"\nurl = \"redis://h:1\"\n[storage.nats]\nreplicas = 0\nstream_prefix = \"a.b\"\nmember_expiry = \"0s\"\nextra = 1\n",
+            )
+            .load(),
+    );
+    assert!(has(&ps, "storage.nats.extra", "unknown"), "{ps:#?}");
+    assert!(has(&ps, "storage.url", "nats://"), "{ps:#?}");
+    assert!(has(&ps, "storage.nats.replicas", "1 to 5"), "{ps:#?}");
+    assert!(has(&ps, "storage.nats.stream_prefix", "letters"), "{ps:#?}");
+    assert!(has(&ps, "storage.nats.member_expiry", "above 0"), "{ps:#?}");
+}
+
+#[test]
 fn serde_round_trip() {
     let mut c = Config::default();
     c.storage.kind = StorageKind::Memory;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::node::is_valid_node_id;
-use crate::storage::{FsyncPolicy, MIN_SEGMENT_BYTES};
+use crate::storage::{FsyncPolicy, MIN_SEGMENT_BYTES, StorageKind};
 use crate::{Config, log};
 
 /// The largest accepted `limits.max_event_bytes` (1 GiB).
@@ -240,6 +240,42 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
             "storage.embedded.fsync",
             "must be above 0 when fsync = \"interval\"",
         ));
+    }
+    let n = &c.storage.nats;
+    if c.storage.kind == StorageKind::Nats
+        && !["nats://", "tls://"]
+            .iter()
+            .any(|s| c.storage.url.starts_with(s))
+    {
+        out.push(relation(
+            "storage.url",
+            "storage.type",
+            "must be a nats:// or tls:// URL when type = \"nats\", e.g. \"nats://h1:4222,h2:4222\"",
+        ));
+    }
+    if !(1..=5).contains(&n.replicas) {
+        out.push(issue("storage.nats.replicas", "must be 1 to 5"));
+    }
+    let prefix_ok = !n.stream_prefix.is_empty()
+        && n.stream_prefix.len() <= 32
+        && n
+            .stream_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !prefix_ok {
+        out.push(issue(
+            "storage.nats.stream_prefix",
+            "use 1 to 32 ASCII letters, digits or `-`",
+        ));
+    }
+    for (key, d) in [
+        ("storage.nats.request_timeout", n.request_timeout),
+        ("storage.nats.max_reconnect_backoff", n.max_reconnect_backoff),
+        ("storage.nats.member_expiry", n.member_expiry),
+    ] {
+        if d.is_zero() {
+            out.push(issue(key, "must be above 0"));
+        }
     }
 
     // [delivery]
