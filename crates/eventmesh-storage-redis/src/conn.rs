@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use eventmesh_core::Topic;
@@ -32,6 +33,8 @@ pub(crate) struct Inner {
     /// Idle connections for blocking reads (one per parked fetch while it waits).
     pub(crate) blocking: Mutex<Vec<MultiplexedConnection>>,
     pub(crate) closed: CancellationToken,
+    /// The lease horizon `H` in ms (agreed with the other stores on the prefix at open).
+    pub(crate) horizon_ms: AtomicU64,
     /// Per cursor: wake-ups for fetches parked on this node.
     pub(crate) locals: Mutex<HashMap<(String, String), Arc<Local>>>,
 }
@@ -198,7 +201,42 @@ impl Inner {
     }
 
     pub(crate) fn horizon_ms(&self) -> u64 {
-        self.opts.max_lease.as_millis() as u64
+        self.horizon_ms.load(Ordering::Relaxed)
+    }
+
+    /// Adopts the lease horizon of the prefix (set by the first store that opened it).
+    pub(crate) async fn agree_horizon(&self) -> StorageResult<()> {
+        let key = self.keys.max_lease();
+        let want = self.opts.max_lease.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&key)
+            .arg(want)
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(&key);
+        let mut conn = self.conn.clone();
+        let (stored,): (Option<String>,) =
+            self.timed("max_lease", pipe.query_async(&mut conn)).await?;
+        match stored.as_deref().map(str::parse::<u64>) {
+            Some(Ok(h)) if h >= 1000 => {
+                if h != want {
+                    warn!(
+                        message = "Using the max_lease this key prefix was set up with, not the configured one.",
+                        url = %self.url,
+                        key = %key,
+                        configured_ms = want,
+                        used_ms = h
+                    );
+                }
+                self.horizon_ms.store(h, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => Err(StorageError::Backend(format!(
+                "redis key `{key}` holds {stored:?}, not a lease horizon in milliseconds"
+            ))),
+        }
     }
 
     /// A lease or delay in whole milliseconds (rounded up), cut to `max_lease`.

@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | `eventmesh:topics` | set | the canonical names of the topics that exist |
 //! | `eventmesh:stream:<topic>` | stream | the topic's events, one entry each, field `r` = the encoded `EventRecord` |
+//! | `eventmesh:max_lease` | string | the lease horizon `H` in ms, shared by every store on the prefix |
 //! | `eventmesh:members` | sorted set | BROADCASTING member groups (`<topic>\n<group>`) scored by their last use (Unix ms) |
 //!
 //! `<topic>` is the topic's canonical form (`name` or `tenant~name`), used as is: Redis keys are
@@ -61,6 +62,11 @@ impl Keys {
     /// The stream of a topic (by its canonical name).
     pub(crate) fn stream(&self, topic: &str) -> String {
         format!("{}:stream:{topic}", self.prefix)
+    }
+
+    /// The `max_lease` (ms) every store on this prefix uses (the first store to open sets it).
+    pub(crate) fn max_lease(&self) -> String {
+        format!("{}:max_lease", self.prefix)
     }
 
     /// The sorted set of BROADCASTING member groups by last use.

@@ -20,12 +20,15 @@
 //!   there the fetch waits in a blocking `XREAD` for the next entry.
 //! * Ack is `XACK`. Replay and seek re-create the group at the new position (`XRANGE` finds the
 //!   position of an offset; stream ids carry their append time in milliseconds, so a time is an
-//!   id). `cursor_info` reads `XINFO GROUPS` and the `XPENDING` summary.
+//!   id: a time seek finds the entries Redis appended at or after that millisecond, which for
+//!   the mesh's publishes is the records' ingest time plus the publish latency). `cursor_info`
+//!   reads `XINFO GROUPS` and the `XPENDING` summary.
 //!
 //! | key (prefix `eventmesh` by default) | type | holds |
 //! | --- | --- | --- |
 //! | `<prefix>:topics` | set | the canonical names of the topics that exist |
 //! | `<prefix>:stream:<topic>` | stream | the topic's events |
+//! | `<prefix>:max_lease` | string | the lease horizon `H` (ms) every node on the prefix uses |
 //! | `<prefix>:members` | sorted set | BROADCASTING member groups (`<topic>\n<group>`) by last use (Unix ms) |
 //!
 //! Topic names (`name` or `tenant~name`) are used in keys as they are: Redis keys are
@@ -48,7 +51,9 @@
 //!
 //! Redis refuses delivery times in the future, which is why the deadline is written as a past
 //! time offset by `H` rather than as a future one. Leases and delays longer than `H` are cut to
-//! it. Times come from Redis's clock (`TIME` inside the scripts), so nodes with skewed clocks
+//! it. `H` must be the same on every node sharing a prefix: the first store to open writes its
+//! `max_lease` to `<prefix>:max_lease`, and a store configured otherwise uses that value and
+//! logs a warning. Times come from Redis's clock (`TIME` inside the scripts), so nodes with skewed clocks
 //! agree. Monitoring tools show such an entry's idle time as `H −` its remaining lease. A nack
 //! or extension names the delivery (id and count) it is about: one for an older delivery of the
 //! same event is ignored. Fetches parked on this node wake for nacks made on this node; ones

@@ -66,6 +66,12 @@ impl RedisOptions {
         self
     }
 
+    /// Sets the longest lease or nack delay (the lease horizon).
+    pub fn max_lease(mut self, d: Duration) -> Self {
+        self.max_lease = d;
+        self
+    }
+
     /// Sets the expiry of unused BROADCASTING member cursors.
     pub fn member_expiry(mut self, d: Duration) -> Self {
         self.member_expiry = d;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -66,6 +67,7 @@ impl RedisStore {
                 .into());
             }
         };
+        let opts_horizon = opts.max_lease.as_millis() as u64;
         let inner = Arc::new(Inner {
             keys: Keys::new(&opts.key_prefix),
             url,
@@ -74,9 +76,11 @@ impl RedisStore {
             conn,
             blocking: Mutex::new(Vec::new()),
             closed: CancellationToken::new(),
+            horizon_ms: AtomicU64::new(opts_horizon),
             locals: Mutex::new(HashMap::new()),
         });
         inner.check_server().await?;
+        inner.agree_horizon().await?;
         crate::janitor::spawn(&inner);
         info!(
             message = "Redis store opened.",
@@ -89,6 +93,11 @@ impl RedisStore {
     /// The options the store was opened with.
     pub fn options(&self) -> &RedisOptions {
         &self.inner.opts
+    }
+
+    /// The lease horizon in use: the `max_lease` of the first store that opened this prefix.
+    pub fn max_lease(&self) -> Duration {
+        Duration::from_millis(self.inner.horizon_ms())
     }
 }
 

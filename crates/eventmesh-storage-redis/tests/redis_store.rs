@@ -299,3 +299,26 @@ async fn a_parked_fetch_wakes_for_a_publish_and_for_a_local_nack() {
         "a parked fetch saw a 100 ms nack after {took:?}"
     );
 }
+
+#[tokio::test]
+async fn stores_on_one_prefix_share_the_first_ones_lease_horizon() {
+    let server = RedisServer::start().await;
+    let first =
+        RedisStore::open(RedisOptions::new(server.url()).max_lease(Duration::from_secs(7200)))
+            .await
+            .expect("open");
+    let second =
+        RedisStore::open(RedisOptions::new(server.url()).max_lease(Duration::from_secs(60)))
+            .await
+            .expect("open");
+    let other_prefix = RedisStore::open(
+        RedisOptions::new(server.url())
+            .key_prefix("other")
+            .max_lease(Duration::from_secs(60)),
+    )
+    .await
+    .expect("open");
+    assert_eq!(first.max_lease(), Duration::from_secs(7200));
+    assert_eq!(second.max_lease(), Duration::from_secs(7200));
+    assert_eq!(other_prefix.max_lease(), Duration::from_secs(60));
+}
