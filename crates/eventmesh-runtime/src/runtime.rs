@@ -373,6 +373,25 @@ async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>, ServerError>
                 }),
             }
         }
+        #[cfg(feature = "nats")]
+        StorageKind::Nats => {
+            let n = &config.storage.nats;
+            let mut options = eventmesh_storage_nats::NatsOptions::new(config.storage.url.clone());
+            options.replicas = n.replicas;
+            options.stream_prefix = n.stream_prefix.clone();
+            options.request_timeout = n.request_timeout;
+            options.max_reconnect_backoff = n.max_reconnect_backoff;
+            options.member_expiry = n.member_expiry;
+            // The consumers' AckWait is the crash lease the core fetches with.
+            options.ack_wait = config.delivery.crash_lease;
+            match eventmesh_storage_nats::NatsStore::connect(options).await {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(source) => Err(ServerError::Storage {
+                    store: "nats",
+                    source,
+                }),
+            }
+        }
         other => Err(ServerError::Storage {
             store: other.as_str(),
             source: StorageError::Unavailable(
@@ -386,6 +405,8 @@ fn open_meta(config: &Config) -> Result<Arc<dyn MetaStore>, ServerError> {
     match config.storage.kind {
         // A volatile event store gets volatile metadata: nothing of a memory node survives it.
         StorageKind::Memory => Ok(Arc::new(EmbeddedMeta::new())),
+        // Broker-backed stores (nats) keep the embedded meta store for now, until nodes share a
+        // registry.
         _ => EmbeddedMeta::open(config.node.data_dir.join(META_FILE))
             .map(|m| Arc::new(m) as Arc<dyn MetaStore>)
             .map_err(|source| ServerError::Meta { source }),
