@@ -186,6 +186,8 @@ pub struct Received {
     pub n: usize,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When it arrived.
+    pub at: tokio::time::Instant,
 }
 
 impl Received {
@@ -351,7 +353,12 @@ async fn handle(State(s): State<Arc<RecvState>>, headers: HeaderMap, body: Bytes
     let n = s.count.fetch_add(1, Ordering::SeqCst) + 1;
     let cur = s.current.fetch_add(1, Ordering::SeqCst) + 1;
     s.max_concurrent.fetch_max(cur, Ordering::SeqCst);
-    let received = Received { n, headers, body };
+    let received = Received {
+        n,
+        headers,
+        body,
+        at: tokio::time::Instant::now(),
+    };
     let reply = (s.behaviour)(&received);
     let _ = s.tx.try_send(received);
     if !reply.delay.is_zero() {
