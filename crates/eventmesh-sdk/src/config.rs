@@ -88,11 +88,11 @@ pub struct ClientConfig {
     pub(crate) max_frame_bytes: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) subscriber_buffer: usize,
+    pub(crate) client_id: Option<String>,
 }
 
 impl ClientConfig {
     /// A builder for a client of `group` at `address` (`host:port`).
-    #[must_use]
     pub fn builder(address: impl Into<String>, group: impl Into<String>) -> ClientConfigBuilder {
         ClientConfigBuilder::new(address.into(), group.into())
     }
@@ -170,6 +170,7 @@ impl ClientConfigBuilder {
                 max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
                 max_in_flight: 1024,
                 subscriber_buffer: 1024,
+                client_id: None,
             },
         }
     }
@@ -289,6 +290,15 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// The client's identity, sent as the HELLO `clientid` property (default: random per
+    /// [`Client`](crate::Client), kept across its reconnects). A BROADCASTING member that comes
+    /// back with the same identity resumes where it left off, so set a stable one to resume
+    /// across process restarts; two live clients must not share one.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.config.client_id = Some(id.into());
+        self
+    }
+
     /// Checks the settings and builds the configuration.
     ///
     /// # Errors
@@ -321,6 +331,12 @@ impl ClientConfigBuilder {
         }
         if c.max_frame_bytes < 1024 {
             problems.push("max_frame_bytes must be at least 1024".into());
+        }
+        if c.client_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            problems.push("client_id must not be blank".into());
         }
         if let Err(e) = c.reconnect.validate() {
             problems.push(e);

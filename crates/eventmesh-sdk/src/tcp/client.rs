@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     commands: mpsc::Sender<Command>,
     pub(crate) outgoing: mpsc::Sender<Outgoing>,
     pub(crate) cancel: CancellationToken,
+    /// Cancelled when the connection task ends; stops every subscription worker.
+    pub(crate) kill: CancellationToken,
     state: watch::Receiver<ConnectionState>,
     permits: Semaphore,
 }
@@ -66,9 +68,11 @@ impl Client {
         let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Reconnecting);
         let cancel = CancellationToken::new();
+        let kill = CancellationToken::new();
         let mut task = Task::new(
             config.clone(),
             cancel.clone(),
+            kill.clone(),
             command_rx,
             outgoing_rx,
             state_tx,
@@ -83,6 +87,7 @@ impl Client {
                 commands: command_tx,
                 outgoing: outgoing_tx,
                 cancel,
+                kill,
                 state: state_rx,
             }),
         })

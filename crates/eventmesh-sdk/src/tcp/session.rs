@@ -15,6 +15,7 @@ use eventmesh_protocol::tcp::{
     Package, Subscription, SubscriptionItem,
 };
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -40,6 +41,9 @@ pub enum ConnectionState {
     Closed,
 }
 
+/// The HELLO header property naming the client's identity.
+pub(crate) const CLIENT_ID: &str = "clientid";
+
 /// Answer channel of a request.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
@@ -62,12 +66,14 @@ pub(crate) enum Command {
 pub(crate) struct Route {
     pub(crate) item: SubscriptionItem,
     pub(crate) tx: mpsc::Sender<Push>,
-    pub(crate) cancel: CancellationToken,
+    /// Tells the worker to stop after the event in hand (its ack still goes out).
+    pub(crate) stop: CancellationToken,
+    pub(crate) worker: Option<JoinHandle<()>>,
 }
 
 impl Drop for Route {
     fn drop(&mut self) {
-        self.cancel.cancel();
+        self.stop.cancel();
     }
 }
 
@@ -175,12 +181,16 @@ impl End {
 pub(crate) struct Task {
     pub(crate) config: Arc<ClientConfig>,
     pub(crate) cancel: CancellationToken,
+    /// Cancelled when the task ends: stops every worker, even in the middle of a handler.
+    kill: CancellationToken,
     pub(crate) targets: Targets,
     commands: mpsc::Receiver<Command>,
     outgoing: mpsc::Receiver<Outgoing>,
     routes: HashMap<String, Route>,
     state: watch::Sender<ConnectionState>,
     epoch: u64,
+    /// Sent as the HELLO `clientid` property: the member identity, stable across reconnects.
+    client_id: String,
 }
 
 /// Whether `command` answers a client request (and so carries the request's `seq`).
@@ -224,19 +234,26 @@ impl Task {
     pub(crate) fn new(
         config: Arc<ClientConfig>,
         cancel: CancellationToken,
+        kill: CancellationToken,
         commands: mpsc::Receiver<Command>,
         outgoing: mpsc::Receiver<Outgoing>,
         state: watch::Sender<ConnectionState>,
     ) -> Self {
+        let client_id = config
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", std::process::id(), crate::random_id()));
         Task {
             targets: Targets::new(config.address.clone()),
             config,
             cancel,
+            kill,
             commands,
             outgoing,
             routes: HashMap::new(),
             state,
             epoch: 0,
+            client_id,
         }
     }
 
@@ -245,8 +262,12 @@ impl Task {
         let mut session = first;
         loop {
             let end = self.serve(&mut session).await;
+            // After a redirect or a goodbye the server still reads for a while: acks that are
+            // ready go out before the connection is dropped.
+            let server_reads = matches!(end, End::ServerGoodbye { .. } | End::Redirect(_));
             let how = match end {
                 End::Closed => {
+                    self.drain_workers(&mut session).await;
                     self.goodbye(session).await;
                     break;
                 }
@@ -264,6 +285,11 @@ impl Task {
                     Reconnect::Now
                 }
             };
+            if server_reads {
+                while let Ok(out) = self.outgoing.try_recv() {
+                    self.on_outgoing(&mut session, out);
+                }
+            }
             self.abandon(session, || Error::Disconnected);
             self.state.send_replace(ConnectionState::Reconnecting);
             match self.reconnect(how).await {
@@ -272,6 +298,7 @@ impl Task {
             }
         }
         self.routes.clear();
+        self.kill.cancel();
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
             reject(command, || Error::Closed);
@@ -297,7 +324,7 @@ impl Task {
             heartbeat: None,
         };
         let hello = Package::new(
-            Header::new(Wire::HelloRequest, None),
+            Header::new(Wire::HelloRequest, None).with_property(CLIENT_ID, self.client_id.clone()),
             Body::UserAgent(Box::new(self.config.user_agent.clone())),
         );
         check(self.exchange(&mut session, hello).await?)?;
@@ -649,6 +676,35 @@ impl Task {
                 message = "Dropping a pushed event without ack; the server will deliver it again.",
                 topic, reason
             );
+        }
+    }
+
+    /// Lets every worker finish the event in hand and sends the acks (within a short
+    /// deadline); events still buffered are left un-acked, for the server to redeliver.
+    async fn drain_workers(&mut self, s: &mut Session) {
+        let workers: Vec<JoinHandle<()>> = self
+            .routes
+            .values_mut()
+            .filter_map(|r| {
+                r.stop.cancel();
+                r.worker.take()
+            })
+            .collect();
+        let deadline = Instant::now() + self.config.request_timeout.min(Duration::from_secs(5));
+        for mut worker in workers {
+            loop {
+                tokio::select! {
+                    _ = &mut worker => break,
+                    Some(out) = self.outgoing.recv() => self.on_outgoing(s, out),
+                    () = tokio::time::sleep_until(deadline) => {
+                        warn!(message = "A handler did not finish in time; stopping it.");
+                        break;
+                    }
+                }
+            }
+        }
+        while let Ok(out) = self.outgoing.try_recv() {
+            self.on_outgoing(s, out);
         }
     }
 

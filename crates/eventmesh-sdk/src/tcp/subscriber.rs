@@ -162,11 +162,14 @@ async fn worker<H: Handler>(
     handler: H,
     mut pushes: mpsc::Receiver<Push>,
     out: mpsc::Sender<Outgoing>,
-    cancel: CancellationToken,
+    stop: CancellationToken,
+    kill: CancellationToken,
 ) {
     loop {
         let push = tokio::select! {
-            () = cancel.cancelled() => break,
+            biased;
+            () = stop.cancelled() => break,
+            () = kill.cancelled() => break,
             push = pushes.recv() => match push {
                 Some(p) => p,
                 None => break,
@@ -181,7 +184,7 @@ async fn worker<H: Handler>(
         let topic = delivery.topic.clone();
         let request = (delivery.kind == DeliveryKind::Request).then(|| delivery.event.clone());
         let result = tokio::select! {
-            () = cancel.cancelled() => break,
+            () = kill.cancelled() => break,
             result = handler.handle(delivery) => result,
         };
         let outgoing = match result {
@@ -201,7 +204,7 @@ async fn worker<H: Handler>(
             },
         };
         tokio::select! {
-            () = cancel.cancelled() => break,
+            () = kill.cancelled() => break,
             sent = out.send(outgoing) => if sent.is_err() { break },
         }
     }
@@ -246,14 +249,20 @@ impl Client {
             filter: None,
         });
         let (tx, rx) = mpsc::channel(config.subscriber_buffer);
-        let cancel = self.inner.cancel.child_token();
-        tokio::spawn(worker(
+        let stop = CancellationToken::new();
+        let worker = tokio::spawn(worker(
             handler,
             rx,
             self.inner.outgoing.clone(),
-            cancel.clone(),
+            stop.clone(),
+            self.inner.kill.clone(),
         ));
-        let route = Route { item, tx, cancel };
+        let route = Route {
+            item,
+            tx,
+            stop,
+            worker: Some(worker),
+        };
         let timeout = config.request_timeout;
         let answer = self
             .call(timeout, |reply| Command::Subscribe { route, reply })
