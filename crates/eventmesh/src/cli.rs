@@ -3,9 +3,10 @@
 //! the flag or the config loader.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
 use eventmesh_config::{Loader, Origin};
 
 /// EventMesh-rs: an event mesh (publish/subscribe, request-reply) with a durable embedded store.
@@ -20,6 +21,86 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Runs a mesh node until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Publishes events to a mesh over TCP (one per data argument, or one per stdin line).
+    Pub(PubArgs),
+    /// Subscribes to a topic over TCP and prints each event received, one per line.
+    Sub(SubArgs),
+}
+
+/// The body format of events on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProtocolArg {
+    /// `eventmeshmessage` (the Java SDK's default; data must be UTF-8).
+    Eventmeshmessage,
+    /// Structured CloudEvents JSON.
+    Cloudevents,
+}
+
+/// How a group shares a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModeArg {
+    /// Each event goes to one member of the group.
+    Clustering,
+    /// Each member of the group gets every event.
+    Broadcasting,
+}
+
+/// Flags shared by `pub` and `sub`.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// The mesh's TCP address.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:10000")]
+    pub(crate) server: String,
+    /// The topic.
+    #[arg(long)]
+    pub(crate) topic: String,
+    /// The body format on the wire.
+    #[arg(long, value_enum, default_value = "eventmeshmessage")]
+    pub(crate) protocol: ProtocolArg,
+    /// Print events as structured CloudEvents JSON instead of their data.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Flags of `pub`.
+#[derive(Debug, Args)]
+pub(crate) struct PubArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The publisher's group.
+    #[arg(long, default_value = "eventmesh-cli-pub")]
+    pub(crate) group: String,
+    /// Send with BROADCAST_MESSAGE_TO_SERVER.
+    #[arg(long, conflicts_with = "request")]
+    pub(crate) broadcast: bool,
+    /// Send as a request and print the reply of a SYNC subscriber.
+    #[arg(long)]
+    pub(crate) request: bool,
+    /// How long a request waits for its reply.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Duration,
+    /// Publish each event this many times.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: u64,
+    /// The event data (text), or `-` to publish each line of stdin as one event.
+    #[arg(value_name = "DATA")]
+    pub(crate) data: String,
+}
+
+/// Flags of `sub`.
+#[derive(Debug, Args)]
+pub(crate) struct SubArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The subscriber's group (members of a group share a CLUSTERING topic).
+    #[arg(long)]
+    pub(crate) group: String,
+    /// How the group shares the topic.
+    #[arg(long, value_enum, default_value = "clustering")]
+    pub(crate) mode: ModeArg,
+    /// Exit after this many events (default: run until SIGINT or SIGTERM).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
 }
 
 /// Flags of `serve`. Layers: committed defaults < --config file < EVENTMESH_* environment < flags.
@@ -89,7 +170,9 @@ mod tests {
     fn parse(args: &[&str]) -> (ServeArgs, ArgMatches) {
         let matches = Cli::command().try_get_matches_from(args).unwrap();
         let cli = Cli::from_arg_matches(&matches).unwrap();
-        let Command::Serve(serve) = cli.command;
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
         let sub = matches.subcommand_matches("serve").unwrap().clone();
         (serve, sub)
     }
@@ -141,6 +224,78 @@ mod tests {
         assert_eq!(err.problems().len(), 2, "{err}");
         assert!(err.to_string().contains("flag --tcp-listen"), "{err}");
         assert!(err.to_string().contains("flag --store"), "{err}");
+    }
+
+    #[test]
+    fn pub_and_sub_flags() {
+        let cli = Cli::try_parse_from([
+            "eventmesh",
+            "pub",
+            "--topic",
+            "T",
+            "--request",
+            "--timeout",
+            "2s",
+            "--protocol",
+            "cloudevents",
+            "--count",
+            "3",
+            "hello",
+        ])
+        .unwrap();
+        let Command::Pub(p) = cli.command else {
+            panic!("not pub")
+        };
+        assert_eq!(p.client.server, "127.0.0.1:10000");
+        assert!(p.request && !p.broadcast);
+        assert_eq!(p.timeout, Duration::from_secs(2));
+        assert_eq!(p.client.protocol, ProtocolArg::Cloudevents);
+        assert_eq!((p.count, p.data.as_str()), (3, "hello"));
+
+        assert!(
+            Cli::try_parse_from([
+                "eventmesh",
+                "pub",
+                "--topic",
+                "T",
+                "--broadcast",
+                "--request",
+                "x"
+            ])
+            .is_err(),
+            "broadcast and request exclude each other"
+        );
+        assert!(
+            Cli::try_parse_from(["eventmesh", "pub", "--topic", "T", "--count", "0", "x"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["eventmesh", "sub", "--topic", "T"]).is_err(),
+            "sub needs a group"
+        );
+
+        let cli = Cli::try_parse_from([
+            "eventmesh",
+            "sub",
+            "--server",
+            "10.0.0.1:10000",
+            "--topic",
+            "T",
+            "--group",
+            "G",
+            "--mode",
+            "broadcasting",
+            "--count",
+            "5",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Sub(s) = cli.command else {
+            panic!("not sub")
+        };
+        assert_eq!(s.client.server, "10.0.0.1:10000");
+        assert_eq!(s.mode, ModeArg::Broadcasting);
+        assert_eq!(s.count, Some(5));
+        assert!(s.client.json);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The `eventmesh` binary: `eventmesh serve` runs a mesh node.
+//! The `eventmesh` binary: `eventmesh serve` runs a mesh node; `eventmesh pub` and
+//! `eventmesh sub` publish and subscribe over TCP with the SDK.
 //!
 //! Exit codes: 0 after a clean shutdown; 1 when the node cannot start (data directory unusable or
 //! in use, store corrupt, port taken, …) or stopped because a critical task failed; 2 for a bad
 //! command line or configuration (every problem is listed on stderr).
 
 mod cli;
+mod client;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,6 +38,40 @@ fn main() -> ExitCode {
                 .cloned()
                 .unwrap_or_default();
             serve(&args, &sub)
+        }
+        Command::Pub(args) => run_client(client::publish(args)),
+        Command::Sub(args) => run_client(client::subscribe(args)),
+    }
+}
+
+/// Runs `pub` or `sub`: logs (warnings by default, `EVENTMESH_LOG__LEVEL` to change) to stderr;
+/// exit code 1 with the error on stderr when it fails.
+fn run_client(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let log = eventmesh_config::LogConfig {
+        level: std::env::var("EVENTMESH_LOG__LEVEL").unwrap_or_else(|_| "warn".to_owned()),
+        ..eventmesh_config::LogConfig::default()
+    };
+    if let Err(e) = telemetry::init_logging(&log) {
+        eprintln!("eventmesh: cannot set up logging: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("eventmesh: cannot start the Tokio runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = rt.block_on(work);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eventmesh: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }
