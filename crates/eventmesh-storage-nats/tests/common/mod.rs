@@ -29,7 +29,13 @@ const READY_WITHIN: Duration = Duration::from_secs(20);
 /// /usr/local/bin, /usr/bin. Panics with the install command when there is none.
 pub fn nats_server_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("NATS_SERVER") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "NATS_SERVER names {}, which does not exist: the NATS store tests need a nats-server binary and do not skip",
+            p.display()
+        );
+        return p;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
