@@ -258,8 +258,7 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
     }
     let prefix_ok = !n.stream_prefix.is_empty()
         && n.stream_prefix.len() <= 32
-        && n
-            .stream_prefix
+        && n.stream_prefix
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !prefix_ok {
@@ -270,7 +269,10 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
     }
     for (key, d) in [
         ("storage.nats.request_timeout", n.request_timeout),
-        ("storage.nats.max_reconnect_backoff", n.max_reconnect_backoff),
+        (
+            "storage.nats.max_reconnect_backoff",
+            n.max_reconnect_backoff,
+        ),
         ("storage.nats.member_expiry", n.member_expiry),
     ] {
         if d.is_zero() {
