@@ -157,7 +157,9 @@ async fn should_refuse_invalid_events_naming_the_attribute() {
     let http = Http::default();
     let base = base(&h);
     let url = format!("{base}/eventmesh/publish/ce-bad");
-    let cases: Vec<(Vec<(&str, &str)>, Vec<u8>, u16, Option<&str>)> = vec![
+    // (headers, body, status, attribute named)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<u8>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         // structured: no source
         (vec![("content-type", "application/cloudevents+json")], json!({"specversion": "1.0", "id": "1", "type": "t"}).to_string().into_bytes(), 400, Some("source")),
         // structured: bad specversion

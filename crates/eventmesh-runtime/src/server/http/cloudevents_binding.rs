@@ -95,7 +95,8 @@ pub(crate) fn mode(headers: &HeaderMap) -> Mode {
     }
 }
 
-/// Percent-decodes a binary-mode header value (CloudEvents HTTP binding 3.1.3.2).
+/// Percent-decodes a binary-mode header value (CloudEvents HTTP binding 3.1.3.2): UTF-8, or
+/// Latin-1 when the bytes are not UTF-8.
 fn percent_decode(raw: &[u8]) -> Result<String, String> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -113,7 +114,10 @@ fn percent_decode(raw: &[u8]) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| "the value is not UTF-8".to_owned())
+    // Senders that do not percent-encode (the Python SDK) send raw bytes, which HTTP clients
+    // write as Latin-1: read those as Latin-1 rather than refuse them.
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|e| e.into_bytes().iter().map(|b| char::from(*b)).collect()))
 }
 
 /// A binary-mode event: `ce-*` headers are the attributes, the body the data.
