@@ -1,5 +1,6 @@
 //! `[storage]`: which event store the node uses, `[storage.embedded]`, the durable embedded
-//! store's settings, and `[storage.nats]`, the NATS JetStream store's.
+//! store's settings, `[storage.nats]`, the NATS JetStream store's, and `[storage.redis]`, the
+//! Redis Streams store's.
 
 use std::fmt;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub enum StorageKind {
     Memory,
     /// NATS JetStream at `storage.url` (`nats://h1:4222,h2:4222`): the store for several nodes.
     Nats,
+    /// Redis Streams at `storage.url` (`redis://h:6379`): one Redis primary shared by several nodes.
+    Redis,
 }
 
 impl StorageKind {
@@ -27,6 +30,7 @@ impl StorageKind {
             StorageKind::Embedded => "embedded",
             StorageKind::Memory => "memory",
             StorageKind::Nats => "nats",
+            StorageKind::Redis => "redis",
         }
     }
 }
@@ -41,16 +45,51 @@ impl fmt::Display for StorageKind {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The backend: `embedded` (default), `memory` or `nats`.
+    /// The backend: `embedded` (default), `memory`, `nats` or `redis`.
     #[serde(rename = "type")]
     pub kind: StorageKind,
-    /// The broker URL of external backends (`nats://h1:4222,h2:4222` for `nats`; unused by
-    /// `embedded` and `memory`). Any password in it is masked in logs.
+    /// The broker URL of external backends (`nats://h1:4222,h2:4222` for `nats`,
+    /// `redis://[:password@]h:6379[/db]` for `redis`; unused by `embedded` and `memory`). Any
+    /// password in it is masked in logs.
     pub url: String,
     /// `[storage.embedded]`.
     pub embedded: EmbeddedStorageConfig,
     /// `[storage.nats]`.
     pub nats: NatsStorageConfig,
+    /// `[storage.redis]`.
+    pub redis: RedisStorageConfig,
+}
+
+/// `[storage.redis]`: the Redis Streams store (with `storage.type = "redis"`). Leases are the
+/// core's `delivery.crash_lease`; publishes are durable as Redis's `appendfsync` makes them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisStorageConfig {
+    /// Prefix of every key the store writes; meshes sharing one Redis database need different
+    /// prefixes.
+    pub key_prefix: String,
+    /// How long a request to Redis may take before it fails (also the bound on a publish's
+    /// failure while Redis is down).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// The longest single blocking read of a fetch: redeliveries made due on other nodes are
+    /// seen within it.
+    #[serde(with = "humantime_serde")]
+    pub fetch_block: Duration,
+    /// A BROADCASTING member's cursor is deleted after this long unused.
+    #[serde(with = "humantime_serde")]
+    pub member_expiry: Duration,
+}
+
+impl Default for RedisStorageConfig {
+    fn default() -> Self {
+        RedisStorageConfig {
+            key_prefix: "eventmesh".to_owned(),
+            request_timeout: Duration::from_secs(5),
+            fetch_block: Duration::from_millis(250),
+            member_expiry: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// `[storage.nats]`: the NATS JetStream store (with `storage.type = "nats"`). The consumers'

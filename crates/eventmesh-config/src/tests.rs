@@ -635,6 +635,42 @@ fn nats_storage_section() {
 }
 
 #[test]
+fn redis_storage_section() {
+    let c = Loader::new()
+        .toml_text(
+            "c.toml",
+            "[storage]\ntype = \"redis\"\nurl = \"redis://:pw@h:6379/2\"\n[storage.redis]\nkey_prefix = \"mesh-a\"\nfetch_block = \"100ms\"\n",
+        )
+        .load()
+        .unwrap();
+    assert_eq!(c.storage.kind, StorageKind::Redis);
+    assert_eq!(c.storage.redis.key_prefix, "mesh-a");
+    assert_eq!(c.storage.redis.fetch_block, Duration::from_millis(100));
+    assert_eq!(c.storage.redis.request_timeout, Duration::from_secs(5));
+    assert_eq!(
+        c.storage.redis.member_expiry,
+        Duration::from_secs(24 * 3600)
+    );
+    assert_eq!(storage::mask_url(&c.storage.url), "redis://:***@h:6379/2");
+    let ps = problems(
+        Loader::new()
+            .toml_text(
+                "c.toml",
+                "[storage]\ntype = \"redis\"\nurl = \"nats://h:1\"\n[storage.redis]\nkey_prefix = \"\"\nrequest_timeout = \"0s\"\nfetch_block = \"0s\"\nextra = 1\n",
+            )
+            .load(),
+    );
+    assert!(has(&ps, "storage.redis.extra", "unknown"), "{ps:#?}");
+    assert!(has(&ps, "storage.url", "redis://"), "{ps:#?}");
+    assert!(has(&ps, "storage.redis.key_prefix", "empty"), "{ps:#?}");
+    assert!(
+        has(&ps, "storage.redis.request_timeout", "above 0"),
+        "{ps:#?}"
+    );
+    assert!(has(&ps, "storage.redis.fetch_block", "above 0"), "{ps:#?}");
+}
+
+#[test]
 fn serde_round_trip() {
     let mut c = Config::default();
     c.storage.kind = StorageKind::Memory;

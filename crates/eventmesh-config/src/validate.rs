@@ -280,6 +280,27 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
         }
     }
 
+    let r = &c.storage.redis;
+    if c.storage.kind == StorageKind::Redis && !c.storage.url.starts_with("redis://") {
+        out.push(relation(
+            "storage.url",
+            "storage.type",
+            "must be a redis:// URL when type = \"redis\", e.g. \"redis://127.0.0.1:6379\"",
+        ));
+    }
+    if r.key_prefix.is_empty() {
+        out.push(issue("storage.redis.key_prefix", "must not be empty"));
+    }
+    for (key, d) in [
+        ("storage.redis.request_timeout", r.request_timeout),
+        ("storage.redis.fetch_block", r.fetch_block),
+        ("storage.redis.member_expiry", r.member_expiry),
+    ] {
+        if d.is_zero() {
+            out.push(issue(key, "must be above 0"));
+        }
+    }
+
     // [delivery]
     let d = &c.delivery;
     if d.ack_timeout.is_zero() {

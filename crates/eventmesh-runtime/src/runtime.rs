@@ -392,6 +392,28 @@ async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>, ServerError>
                 }),
             }
         }
+        #[cfg(feature = "redis")]
+        StorageKind::Redis => {
+            let r = &config.storage.redis;
+            let mut options =
+                eventmesh_storage_redis::RedisOptions::new(config.storage.url.clone())
+                    .key_prefix(r.key_prefix.clone())
+                    .request_timeout(r.request_timeout)
+                    .fetch_block(r.fetch_block)
+                    .member_expiry(r.member_expiry);
+            // Leases and retry delays up to these must fit under the store's lease horizon.
+            options.max_lease = options
+                .max_lease
+                .max(config.delivery.crash_lease)
+                .max(config.delivery.backoff_max);
+            match eventmesh_storage_redis::RedisStore::open(options).await {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(source) => Err(ServerError::Storage {
+                    store: "redis",
+                    source,
+                }),
+            }
+        }
         other => Err(ServerError::Storage {
             store: other.as_str(),
             source: StorageError::Unavailable(
@@ -405,7 +427,7 @@ fn open_meta(config: &Config) -> Result<Arc<dyn MetaStore>, ServerError> {
     match config.storage.kind {
         // A volatile event store gets volatile metadata: nothing of a memory node survives it.
         StorageKind::Memory => Ok(Arc::new(EmbeddedMeta::new())),
-        // Broker-backed stores (nats) keep the embedded meta store for now, until nodes share a
+        // Broker-backed stores (nats, redis) keep the embedded meta store for now, until nodes share a
         // registry.
         _ => EmbeddedMeta::open(config.node.data_dir.join(META_FILE))
             .map(|m| Arc::new(m) as Arc<dyn MetaStore>)
