@@ -94,6 +94,14 @@ pub(crate) enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// `*`, `/`, `%`, `+` or `-`.
+    pub(crate) fn is_arithmetic(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod | BinaryOp::Add | BinaryOp::Sub
+        )
+    }
+
     pub(crate) fn symbol(self) -> &'static str {
         match self {
             BinaryOp::Mul => "*",

@@ -140,6 +140,88 @@ pub(crate) fn eval<'a, E: Attributes + ?Sized, S: Sink>(
     }
 }
 
+/// Whether `expr` always evaluates to a Boolean (so [`truth`] can skip building a [`Value`]).
+pub(crate) fn is_boolean(expr: &Expr) -> bool {
+    match expr {
+        Expr::Literal(v) => v.ty() == Type::Boolean,
+        Expr::Exists(_)
+        | Expr::Not(_)
+        | Expr::Logical { .. }
+        | Expr::Like { .. }
+        | Expr::In { .. } => true,
+        Expr::Binary { op, .. } => matches!(
+            op,
+            BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::Le
+                | BinaryOp::Gt
+                | BinaryOp::Ge
+        ),
+        Expr::Call { function, .. } => function.is_none_or(|f| f.return_type() == Type::Boolean),
+        Expr::Attribute(_) | Expr::Neg(_) => false,
+    }
+}
+
+/// [`eval`] for an expression for which [`is_boolean`] holds, straight to a `bool`, with the
+/// common filter shapes (`attribute = 'text'`, `attribute LIKE 'pattern'`) taken directly.
+pub(crate) fn truth<'a, E: Attributes + ?Sized, S: Sink>(
+    expr: &'a Expr,
+    event: &'a E,
+    sink: &mut S,
+) -> bool {
+    match expr {
+        Expr::Literal(Value::Boolean(b)) => *b,
+        Expr::Exists(a) => event.has_attribute(a),
+        Expr::Logical { op, operands } => logical(*op, operands, event, sink),
+        Expr::Not(x) if is_boolean(x) => {
+            let before = sink.count();
+            let b = truth(x, event, sink);
+            sink.count() == before && !b
+        }
+        Expr::Binary {
+            op: op @ (BinaryOp::Eq | BinaryOp::NotEq),
+            left,
+            right,
+        } => match (&**left, &**right) {
+            (Expr::Attribute(a), Expr::Literal(Value::String(text))) => match event.attribute(a) {
+                Some(v) => (to_string_cast(v) == **text) == (*op == BinaryOp::Eq),
+                None => {
+                    missing_attribute(a, sink);
+                    false
+                }
+            },
+            _ => binary(*op, left, right, event, sink) == Value::Boolean(true),
+        },
+        Expr::Binary {
+            op: op @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge),
+            left,
+            right,
+        } => ordering(*op, left, right, event, sink),
+        Expr::Like {
+            negated,
+            operand: x,
+            pattern,
+        } => {
+            let v = match &**x {
+                Expr::Attribute(a) => match event.attribute(a) {
+                    Some(v) => v,
+                    None => {
+                        missing_attribute(a, sink);
+                        return false;
+                    }
+                },
+                other => match operand(other, event, sink) {
+                    Some(v) => v,
+                    None => return false,
+                },
+            };
+            pattern.matches(&to_string_cast(v)) != *negated
+        }
+        other => eval(other, event, sink) == Value::Boolean(true),
+    }
+}
+
 pub(crate) fn missing_function_message(name: &str, arity: usize) -> String {
     let s = if arity == 1 { "" } else { "s" };
     format!("no function {name} takes {arity} argument{s}")
@@ -151,11 +233,89 @@ fn attribute<'a, E: Attributes + ?Sized, S: Sink>(
     sink: &mut S,
 ) -> Value<'a> {
     event.attribute(a).unwrap_or_else(|| {
-        sink.error(ErrorKind::MissingAttribute, || {
-            format!("the event has no attribute `{a}`")
-        });
+        missing_attribute(a, sink);
         Type::Boolean.zero()
     })
+}
+
+fn missing_attribute<S: Sink>(a: &Attribute, sink: &mut S) {
+    sink.error(ErrorKind::MissingAttribute, || {
+        format!("the event has no attribute `{a}`")
+    });
+}
+
+/// An operand of an Integer operator: computed straight to `i32` when it is itself
+/// arithmetic (no [`Value`] on the way), else the value still to be cast.
+enum Num<'a> {
+    Int(i32),
+    Val(Value<'a>),
+}
+
+impl Num<'_> {
+    fn into_int<S: Sink>(self, sink: &mut S) -> i32 {
+        match self {
+            Num::Int(i) => i,
+            Num::Val(v) => to_int(v, sink),
+        }
+    }
+}
+
+/// Evaluates an operand of an Integer operator; `None` when it raised an error.
+fn num_operand<'a, E: Attributes + ?Sized, S: Sink>(
+    x: &'a Expr,
+    event: &'a E,
+    sink: &mut S,
+) -> Option<Num<'a>> {
+    match x {
+        Expr::Literal(Value::Integer(i)) => Some(Num::Int(*i)),
+        Expr::Binary { op, left, right } if op.is_arithmetic() => {
+            let before = sink.count();
+            let i = arithmetic_node(*op, left, right, event, sink);
+            (sink.count() == before).then_some(Num::Int(i))
+        }
+        other => operand(other, event, sink).map(Num::Val),
+    }
+}
+
+/// The value of `left op right` for an arithmetic operator.
+fn arithmetic_node<'a, E: Attributes + ?Sized, S: Sink>(
+    op: BinaryOp,
+    left: &'a Expr,
+    right: &'a Expr,
+    event: &'a E,
+    sink: &mut S,
+) -> i32 {
+    let Some(l) = num_operand(left, event, sink) else {
+        return 0;
+    };
+    let Some(r) = num_operand(right, event, sink) else {
+        return 0;
+    };
+    let (a, b) = (l.into_int(sink), r.into_int(sink));
+    arithmetic(op, a, b, sink)
+}
+
+/// The value of `left op right` for `<`, `<=`, `>`, `>=`.
+fn ordering<'a, E: Attributes + ?Sized, S: Sink>(
+    op: BinaryOp,
+    left: &'a Expr,
+    right: &'a Expr,
+    event: &'a E,
+    sink: &mut S,
+) -> bool {
+    let Some(l) = num_operand(left, event, sink) else {
+        return false;
+    };
+    let Some(r) = num_operand(right, event, sink) else {
+        return false;
+    };
+    let (a, b) = (l.into_int(sink), r.into_int(sink));
+    match op {
+        BinaryOp::Lt => a < b,
+        BinaryOp::Le => a <= b,
+        BinaryOp::Gt => a > b,
+        _ => a >= b,
+    }
 }
 
 fn binary<'a, E: Attributes + ?Sized, S: Sink>(
@@ -165,31 +325,20 @@ fn binary<'a, E: Attributes + ?Sized, S: Sink>(
     event: &'a E,
     sink: &mut S,
 ) -> Value<'a> {
-    let zero = match op {
-        BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod | BinaryOp::Add | BinaryOp::Sub => {
-            Type::Integer.zero()
-        }
-        _ => Type::Boolean.zero(),
-    };
-    let Some(l) = operand(left, event, sink) else {
-        return zero;
-    };
-    let Some(r) = operand(right, event, sink) else {
-        return zero;
-    };
     match op {
-        BinaryOp::Eq => Value::Boolean(equal(l, r, sink)),
-        BinaryOp::NotEq => Value::Boolean(!equal(l, r, sink)),
-        _ => {
-            let (a, b) = (to_int(l, sink), to_int(r, sink));
-            match op {
-                BinaryOp::Lt => Value::Boolean(a < b),
-                BinaryOp::Le => Value::Boolean(a <= b),
-                BinaryOp::Gt => Value::Boolean(a > b),
-                BinaryOp::Ge => Value::Boolean(a >= b),
-                _ => Value::Integer(arithmetic(op, a, b, sink)),
-            }
+        BinaryOp::Eq | BinaryOp::NotEq => {
+            let Some(l) = operand(left, event, sink) else {
+                return Type::Boolean.zero();
+            };
+            let Some(r) = operand(right, event, sink) else {
+                return Type::Boolean.zero();
+            };
+            Value::Boolean(equal(l, r, sink) == (op == BinaryOp::Eq))
         }
+        BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            Value::Boolean(ordering(op, left, right, event, sink))
+        }
+        _ => Value::Integer(arithmetic_node(op, left, right, event, sink)),
     }
 }
 
@@ -241,7 +390,10 @@ fn in_set<'a, E: Attributes + ?Sized, S: Sink>(
 ) -> Option<bool> {
     let x = operand(x, event, sink)?;
     for element in set {
-        let y = operand(element, event, sink)?;
+        let y = match element {
+            Expr::Literal(v) => v.borrowed(),
+            other => operand(other, event, sink)?,
+        };
         // The element is cast to the type of `x`.
         if equal(y, x.borrowed(), sink) {
             return Some(true);
@@ -263,10 +415,18 @@ fn logical<'a, E: Attributes + ?Sized, S: Sink>(
     let mut parity = false;
     for (i, x) in operands.iter().enumerate() {
         let before = sink.count();
-        let Some(v) = operand(x, event, sink) else {
-            return false;
+        let b = if is_boolean(x) {
+            let b = truth(x, event, sink);
+            if sink.count() > before {
+                return false;
+            }
+            b
+        } else {
+            let Some(v) = operand(x, event, sink) else {
+                return false;
+            };
+            to_bool(v, sink)
         };
-        let b = to_bool(v, sink);
         // A failed cast is an error of the node that casts this operand: node i, or for the
         // last operand node last - 1. Below the first node it zeroes the chain.
         if sink.count() > before && i.min(last.saturating_sub(1)) >= 1 {

@@ -101,6 +101,8 @@ use eval::{Collect, Flag, eval};
 pub struct Expression {
     root: Expr,
     diagnostics: Vec<EvalError>,
+    /// Whether the root always evaluates to a Boolean.
+    boolean: bool,
 }
 
 /// Equal when the syntax trees are equal (the source text's spacing, case and redundant
@@ -149,7 +151,11 @@ impl Expression {
     pub fn parse(source: &str) -> Result<Expression, ParseError> {
         let mut root = parser::parse(source)?;
         let diagnostics = check::check(&mut root);
-        Ok(Expression { root, diagnostics })
+        Ok(Expression {
+            boolean: eval::is_boolean(&root),
+            root,
+            diagnostics,
+        })
     }
 
     /// Errors the checker found without an event: calls to functions that do not exist (or not
@@ -180,8 +186,12 @@ impl Expression {
     /// error. Formats no error message.
     pub fn matches<E: Attributes + ?Sized>(&self, event: &E) -> bool {
         let mut sink = Flag::default();
-        let value = eval(&self.root, event, &mut sink);
-        sink.0 == 0 && value == Value::Boolean(true)
+        let pass = if self.boolean {
+            eval::truth(&self.root, event, &mut sink)
+        } else {
+            eval(&self.root, event, &mut sink) == Value::Boolean(true)
+        };
+        pass && sink.0 == 0
     }
 }
 

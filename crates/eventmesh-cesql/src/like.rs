@@ -85,12 +85,28 @@ impl Segment {
     }
 }
 
+/// The common pattern shapes, matched without walking segments.
+#[derive(Clone, Debug)]
+enum Shape {
+    /// `abc`
+    Exact(Box<str>),
+    /// `abc%`
+    Prefix(Box<str>),
+    /// `%abc`
+    Suffix(Box<str>),
+    /// `%abc%`
+    Contains(Box<str>),
+    /// Anything else.
+    General,
+}
+
 /// A compiled `LIKE` pattern.
 #[derive(Clone, Debug)]
 pub(crate) struct LikePattern {
     source: Box<str>,
     /// The segments between `%`s; `segments.len() - 1` is the number of `%` runs.
     segments: Vec<Segment>,
+    shape: Shape,
 }
 
 impl PartialEq for LikePattern {
@@ -131,9 +147,25 @@ impl LikePattern {
             last_was_percent = false;
         }
         segments.push(Segment::new(current));
+        let text = |s: &Segment| match s {
+            Segment::Text(t) => Some(t.clone()),
+            Segment::Mixed(_) => None,
+        };
+        let empty = |s: &Segment| matches!(s, Segment::Text(t) if t.is_empty());
+        let shape = match segments.as_slice() {
+            [only] => text(only).map(Shape::Exact),
+            [first, last] if empty(last) => text(first).map(Shape::Prefix),
+            [first, last] if empty(first) => text(last).map(Shape::Suffix),
+            [first, middle, last] if empty(first) && empty(last) => {
+                text(middle).map(Shape::Contains)
+            }
+            _ => None,
+        }
+        .unwrap_or(Shape::General);
         LikePattern {
             source: source.into(),
             segments,
+            shape,
         }
     }
 
@@ -144,6 +176,16 @@ impl LikePattern {
 
     /// Whether `s` matches the whole pattern.
     pub(crate) fn matches(&self, s: &str) -> bool {
+        match &self.shape {
+            Shape::Exact(t) => s == &**t,
+            Shape::Prefix(t) => s.starts_with(&**t),
+            Shape::Suffix(t) => s.ends_with(&**t),
+            Shape::Contains(t) => s.contains(&**t),
+            Shape::General => self.matches_segments(s),
+        }
+    }
+
+    fn matches_segments(&self, s: &str) -> bool {
         let (first, rest) = match self.segments.split_first() {
             Some(x) => x,
             None => return s.is_empty(),
@@ -180,7 +222,10 @@ mod tests {
     use super::*;
 
     fn like(s: &str, p: &str) -> bool {
-        LikePattern::new(p).matches(s)
+        let pattern = LikePattern::new(p);
+        let fast = pattern.matches(s);
+        assert_eq!(fast, pattern.matches_segments(s), "{s:?} LIKE {p:?}");
+        fast
     }
 
     #[test]

@@ -188,6 +188,7 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
 }
 
 /// `Boolean -> String` and `Integer -> String` (never fails; only integers allocate).
+#[inline]
 pub(crate) fn to_string_cast<'a>(v: Value<'a>) -> Cow<'a, str> {
     match v {
         Value::String(s) => s,
