@@ -1,7 +1,8 @@
 //! The syntax tree and its printer.
 //!
-//! `Display` writes every compound expression in parentheses, so what it prints parses back to
-//! the same tree whatever the precedence rules (`(a AND (b OR c))`, `(-(x))`, `LOWER(x)`).
+//! `Display` writes every binary, `LIKE` and `IN` expression in parentheses, so what it prints
+//! parses back to the same tree whatever the precedence rules (`(a AND (b OR c))`, `NOT x`,
+//! `-(5)`, `LOWER(x)`).
 
 use std::fmt;
 
@@ -182,10 +183,13 @@ impl fmt::Display for Expr {
             Expr::Literal(Value::Integer(i)) => write!(f, "{i}"),
             Expr::Literal(Value::String(s)) => quote(s, f),
             Expr::Attribute(a) => write!(f, "{a}"),
-            Expr::Exists(a) => write!(f, "(EXISTS {a})"),
-            Expr::Not(x) => write!(f, "(NOT {x})"),
+            // Prefix operators bind tightest, so they need no parentheses of their own (which
+            // keeps the printed nesting within the parser's recursion cap).
+            Expr::Exists(a) => write!(f, "EXISTS {a}"),
+            Expr::Not(x) => write!(f, "NOT {x}"),
             // `-(5)` rather than `-5`, which would parse back as the literal -5.
-            Expr::Neg(x) => write!(f, "(-({x}))"),
+            Expr::Neg(x) if matches!(**x, Expr::Literal(Value::Integer(_))) => write!(f, "-({x})"),
+            Expr::Neg(x) => write!(f, "-{x}"),
             Expr::Binary { op, left, right } => write!(f, "({left} {} {right})", op.symbol()),
             Expr::Logical { op, operands } => {
                 f.write_str("(")?;

@@ -204,7 +204,8 @@ impl FromStr for Expression {
 }
 
 /// The expression in canonical form: keywords and function names upper case, attribute names
-/// lower case, strings single-quoted, and every compound subexpression in parentheses.
+/// lower case, strings single-quoted, and every binary, `LIKE` and `IN` subexpression in
+/// parentheses.
 impl fmt::Display for Expression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.root.fmt(f)

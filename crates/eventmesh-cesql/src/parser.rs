@@ -25,7 +25,11 @@ use crate::like::LikePattern;
 use crate::value::Value;
 
 /// Deepest accepted nesting of an expression.
-pub const MAX_DEPTH: usize = 128;
+pub const MAX_DEPTH: usize = 64;
+
+/// Deepest recursion of the parser: a little over [`MAX_DEPTH`] so that what `Display` prints
+/// for any accepted expression (one more level of parentheses at most) parses back.
+const MAX_RECURSION: usize = MAX_DEPTH + 2;
 
 /// An expression and the depth of its tree.
 type Parsed = (Expr, usize);
@@ -102,7 +106,7 @@ impl Parser<'_> {
 
     /// Checks the recursion depth `rec` before descending.
     fn enter(&self, rec: usize) -> Result<(), ParseError> {
-        if rec > MAX_DEPTH {
+        if rec > MAX_RECURSION {
             return Err(self.too_deep(self.token().start));
         }
         Ok(())
@@ -199,41 +203,60 @@ impl Parser<'_> {
                     };
                     (expr, self.node_depth(depth.max(right_depth), at)?)
                 }
-                Infix::In(negated) => {
-                    if negated {
-                        self.bump();
-                    }
-                    self.expect(&Tok::LParen, "`(` opening the IN set")?;
-                    let (set, set_depth) = self.list(rec, "the IN set")?;
-                    let expr = Expr::In {
-                        negated,
-                        operand: Box::new(left),
-                        set,
-                    };
-                    (expr, self.node_depth(depth.max(set_depth), at)?)
-                }
-                Infix::Like(negated) => {
-                    if negated {
-                        self.bump();
-                    }
-                    let Tok::Str(pattern) = self.peek().clone() else {
-                        let msg = format!(
-                            "the LIKE pattern must be a string literal, found {}",
-                            self.peek().describe()
-                        );
-                        return Err(self.error(msg));
-                    };
-                    self.bump();
-                    let expr = Expr::Like {
-                        negated,
-                        operand: Box::new(left),
-                        pattern: LikePattern::new(&pattern),
-                    };
-                    (expr, self.node_depth(depth, at)?)
-                }
+                Infix::In(negated) => self.in_set(rec, negated, left, depth, at)?,
+                Infix::Like(negated) => self.like(negated, left, depth, at)?,
             };
         }
         Ok((left, depth))
+    }
+
+    /// `left [NOT] IN (…)`, after the `IN` or `NOT` token.
+    fn in_set(
+        &mut self,
+        rec: usize,
+        negated: bool,
+        left: Expr,
+        depth: usize,
+        at: usize,
+    ) -> Result<Parsed, ParseError> {
+        if negated {
+            self.bump();
+        }
+        self.expect(&Tok::LParen, "`(` opening the IN set")?;
+        let (set, set_depth) = self.list(rec, "the IN set")?;
+        let expr = Expr::In {
+            negated,
+            operand: Box::new(left),
+            set,
+        };
+        Ok((expr, self.node_depth(depth.max(set_depth), at)?))
+    }
+
+    /// `left [NOT] LIKE 'pattern'`, after the `LIKE` or `NOT` token.
+    fn like(
+        &mut self,
+        negated: bool,
+        left: Expr,
+        depth: usize,
+        at: usize,
+    ) -> Result<Parsed, ParseError> {
+        if negated {
+            self.bump();
+        }
+        let Tok::Str(pattern) = self.peek().clone() else {
+            let msg = format!(
+                "the LIKE pattern must be a string literal, found {}",
+                self.peek().describe()
+            );
+            return Err(self.error(msg));
+        };
+        self.bump();
+        let expr = Expr::Like {
+            negated,
+            operand: Box::new(left),
+            pattern: LikePattern::new(&pattern),
+        };
+        Ok((expr, self.node_depth(depth, at)?))
     }
 
     /// Comma-separated expressions up to and including `)` (the `(` is already read); at
@@ -379,8 +402,7 @@ mod tests {
         assert_eq!(shape("a AND b OR c"), "(a AND (b OR c))");
         assert_eq!(shape("a OR b AND c"), "(a OR (b AND c))");
         assert_eq!(shape("a AND b AND c"), "(a AND b AND c)");
-        assert_eq!(shape("NOT a = b"), "((NOT a) = b)");
-        assert_eq!(shape("NOT EXISTS a"), "(NOT (EXISTS a))");
+        assert_eq!(shape("NOT EXISTS a"), "NOT EXISTS a");
         assert_eq!(
             shape("x NOT LIKE 'a%' IN (TRUE)"),
             "((x NOT LIKE 'a%') IN (TRUE))"
@@ -389,8 +411,10 @@ mod tests {
         assert_eq!(shape("1 < 2 = TRUE"), "((1 < 2) = TRUE)");
         assert_eq!(shape("-4 - -1"), "(-4 - -1)");
         assert_eq!(shape("4 -1"), "(4 - 1)");
-        assert_eq!(shape("--10"), "(-(-10))");
-        assert_eq!(shape("-'10'"), "(-('10'))");
+        assert_eq!(shape("--10"), "-(-10)");
+        assert_eq!(shape("-'10'"), "-'10'");
+        assert_eq!(shape("-(10)"), "-(10)");
+        assert_eq!(shape("NOT a = b"), "(NOT a = b)");
         assert_eq!(shape("+7"), "7");
         assert_eq!(shape("-2147483648"), "-2147483648");
         assert_eq!(shape("SOURCE <> Id"), "(source != id)");
