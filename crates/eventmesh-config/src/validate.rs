@@ -137,6 +137,31 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
         out.push(issue("server.tcp.max_pending", "must be at least 1"));
     }
 
+    // [server.grpc]
+    let g = &c.server.grpc;
+    if g.max_batch_events == 0 {
+        out.push(issue("server.grpc.max_batch_events", "must be at least 1"));
+    }
+    if g.max_concurrent_streams == 0 {
+        out.push(issue(
+            "server.grpc.max_concurrent_streams",
+            "must be at least 1",
+        ));
+    }
+    if g.max_unack == 0 {
+        out.push(issue("server.grpc.max_unack", "must be at least 1"));
+    }
+    if g.tls.enabled {
+        for (key, file) in [
+            ("server.grpc.tls.cert_file", &g.tls.cert_file),
+            ("server.grpc.tls.key_file", &g.tls.key_file),
+        ] {
+            if file.is_empty() {
+                out.push(issue(key, "must name a PEM file when tls.enabled = true"));
+            }
+        }
+    }
+
     // [server.http]
     let h = &c.server.http;
     if h.max_batch_events == 0 {

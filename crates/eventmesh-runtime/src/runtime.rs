@@ -13,7 +13,8 @@
 //! 7. serves the TCP protocol (`server.tcp`, bound before step 4 so that a derived advertise
 //!    address names the real port) and the HTTP protocol (`server.http`, which restores the
 //!    persisted webhook subscriptions), and records the other protocol listeners (not yet
-//!    implemented in this build).
+//!    implemented in this build). The gRPC protocol (`server.grpc`) serves both of its
+//!    packages on one port and hands webhook subscriptions to the HTTP server's push engine.
 //!
 //! [`RuntimeHandle::shutdown`] stops it in the opposite order within `shutdown.timeout`:
 //! listeners and background tasks (TCP clients are told goodbye and may ack what they hold for
@@ -39,6 +40,7 @@ use crate::admin::{self, AdminState};
 use crate::core::{Core, CoreError, CoreOptions, NodeIdentity};
 use crate::lifecycle::{ShutdownReason, ShutdownSignal, TaskRegistry};
 use crate::meta::{EmbeddedMeta, MetaError, MetaStore};
+use crate::server::grpc::{self as grpc_server, GrpcContext, GrpcOptions, GrpcServerError};
 use crate::server::http::{self as http_server, HttpContext, HttpOptions, HttpServerError};
 use crate::server::tcp::{self as tcp_server, Clients, TcpContext, TcpOptions};
 use crate::telemetry::{self, TelemetryError};
@@ -131,6 +133,13 @@ pub enum ServerError {
         /// The error.
         #[source]
         source: HttpServerError,
+    },
+    /// The gRPC server could not start (its TLS certificate).
+    #[error("cannot start the gRPC server")]
+    Grpc {
+        /// The error.
+        #[source]
+        source: GrpcServerError,
     },
     /// Telemetry could not be set up.
     #[error("cannot set up telemetry")]
@@ -555,6 +564,7 @@ impl RuntimeBuilder {
                 debug!(message = "TCP server disabled.", listener = "TCP");
             }
 
+            let mut webhooks = None;
             let mut http = None;
             if config.server.http.enabled {
                 let bound = http_server::bind(&config).await.map_err(|source| ServerError::Http { source })?;
@@ -563,6 +573,7 @@ impl RuntimeBuilder {
                 let options = HttpOptions::from_config(&config, &ip);
                 let ctx = HttpContext::new(core.clone(), store.clone(), meta.clone(), options, connection_slots.clone())
                     .map_err(|source| ServerError::Http { source })?;
+                webhooks = Some(ctx.webhooks().clone());
                 listeners.spawn("http-server", true, move |token| http_server::run(bound, ctx, token));
                 info!(message = "HTTP server bound.", listener = "HTTP", addr = %addrs.0, tls_addr = ?addrs.1);
                 http = Some(addrs);
@@ -570,8 +581,24 @@ impl RuntimeBuilder {
                 debug!(message = "HTTP server disabled.", listener = "HTTP");
             }
 
+            // gRPC: both packages on one port; webhook subscriptions go to the HTTP push engine.
+            let mut grpc = None;
+            if config.server.grpc.enabled {
+                let addr = config.server.grpc.listen;
+                let bind_err = |source| ServerError::Bind { listener: "gRPC", addr, source };
+                let options = GrpcOptions::from_config(&config);
+                grpc_server::check_tls(&options).map_err(|source| ServerError::Grpc { source })?;
+                let listener = grpc_server::bind(addr).await.map_err(bind_err)?;
+                let bound = listener.local_addr().map_err(bind_err)?;
+                let ctx = GrpcContext::new(core.clone(), options, connection_slots.clone(), webhooks.clone());
+                listeners.spawn("grpc-server", true, move |token| grpc_server::run(listener, ctx, token));
+                info!(message = "gRPC server bound.", listener = "gRPC", addr = %bound);
+                grpc = Some(bound);
+            } else {
+                debug!(message = "gRPC server disabled.", listener = "gRPC");
+            }
+
             for (name, enabled, addr) in [
-                ("gRPC", config.server.grpc.enabled, config.server.grpc.listen),
                 ("MQTT", config.server.mqtt.enabled, config.server.mqtt.listen),
             ] {
                 if enabled {
@@ -615,6 +642,7 @@ impl RuntimeBuilder {
                 admin = %admin_addr,
                 tcp = %tcp.as_ref().map(|(a, _)| a.to_string()).unwrap_or_else(|| "disabled".to_owned()),
                 http = %http.map(|(a, _)| a.to_string()).unwrap_or_else(|| "disabled".to_owned()),
+                grpc = %grpc.map(|a| a.to_string()).unwrap_or_else(|| "disabled".to_owned()),
                 elapsed_ms = started.elapsed().as_millis() as u64,
             );
             Ok(RuntimeHandle {
@@ -623,6 +651,7 @@ impl RuntimeBuilder {
                 admin_addr,
                 tcp,
                 http,
+                grpc,
                 store: store.clone(),
                 meta,
                 core,
@@ -668,6 +697,8 @@ pub struct RuntimeHandle {
     tcp: Option<(SocketAddr, Clients)>,
     /// The HTTP listener's bound address and the separate HTTPS one's.
     http: Option<(SocketAddr, Option<SocketAddr>)>,
+    /// The gRPC listener's bound address.
+    grpc: Option<SocketAddr>,
     store: Arc<dyn EventStore>,
     meta: Arc<dyn MetaStore>,
     core: Arc<Core>,
@@ -696,6 +727,12 @@ impl RuntimeHandle {
     /// false.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.map(|(addr, _)| addr)
+    }
+
+    /// The bound gRPC protocol address (the real port when the config said port 0); `None` when
+    /// `server.grpc.enabled` is false.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc
     }
 
     /// The bound address of the separate HTTPS listener (`server.http.tls.listen`), if any.

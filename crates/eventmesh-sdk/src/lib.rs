@@ -71,6 +71,11 @@
 
 mod config;
 mod error;
+/// The gRPC client (feature `grpc`): publisher and stream subscriber of the EventMesh gRPC
+/// protocol.
+#[cfg(feature = "grpc")]
+pub mod grpc;
+
 pub mod reconnect;
 pub mod tcp;
 

@@ -4,7 +4,9 @@
 //! loop), `connection.rs` (framed I/O), and the protocol's session state machine.
 //!
 //! * [`tcp`]: the EventMesh TCP protocol (Apache EventMesh Java v1.9+ and pre-1.9 clients).
+//! * [`grpc`]: the EventMesh gRPC protocol (v1.9+ CloudEvent services and the legacy ones).
 //! * [`http`]: the EventMesh HTTP protocol, the CloudEvents HTTP binding and webhook pushes.
 
+pub mod grpc;
 pub mod http;
 pub mod tcp;

@@ -1,0 +1,276 @@
+//! The accept loop and the tonic server: every accepted connection takes a slot of the shared
+//! connection cap (refused connections are closed at once and counted), TLS when configured,
+//! both packages' services on one port, and the graceful shutdown (stop accepting, streams
+//! drain, calls in progress finish, then every connection closes).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use eventmesh_protocol_grpc::legacy;
+use eventmesh_protocol_grpc::v1;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tracing::{debug, info, warn};
+
+use super::consumer::Consumer;
+use super::heartbeat::Heartbeat;
+use super::legacy::{LegacyConsumer, LegacyHeartbeat, LegacyPublisher};
+use super::metrics;
+use super::publisher::Publisher;
+use super::{GrpcContext, GrpcServerError};
+
+/// The longest pause after a failing `accept` (file descriptors exhausted, …).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// HTTP/2 pings on idle connections, to find dead peers.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An accepted connection holding its slot of the connection cap.
+struct Conn {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+    _gauge: metrics_gauge::Open,
+}
+
+mod metrics_gauge {
+    /// Counts an open connection until dropped.
+    pub(super) struct Open(pub(super) metrics::Gauge);
+
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.decrement(1.0);
+        }
+    }
+}
+
+impl Connected for Conn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The stream of accepted connections tonic serves.
+struct Incoming {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    backoff: Duration,
+    pause: Option<Pin<Box<Sleep>>>,
+}
+
+impl tokio_stream::Stream for Incoming {
+    type Item = io::Result<Conn>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(p) = self.pause.as_mut() {
+                match p.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => self.pause = None,
+                }
+            }
+            let (stream, peer) = match self.listener.poll_accept(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(x)) => {
+                    self.backoff = Duration::from_millis(10);
+                    x
+                }
+                Poll::Ready(Err(error)) => {
+                    // Per-connection errors and resource exhaustion are transient: log, pause,
+                    // go on.
+                    warn!(message = "Failed to accept a gRPC connection.", %error, transport = "grpc");
+                    let b = self.backoff;
+                    self.pause = Some(Box::pin(tokio::time::sleep(b)));
+                    self.backoff = (b * 2).min(MAX_ACCEPT_BACKOFF);
+                    continue;
+                }
+            };
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                metrics::connection("over_limit");
+                warn!(message = "Refused a gRPC connection: too many connections.", peer = %peer, transport = "grpc");
+                drop(stream);
+                continue;
+            };
+            metrics::connection("accepted");
+            if let Err(error) = stream.set_nodelay(true) {
+                debug!(message = "Failed to set TCP_NODELAY.", %error, peer = %peer);
+            }
+            let gauge = metrics::connections();
+            gauge.increment(1.0);
+            return Poll::Ready(Some(Ok(Conn {
+                stream,
+                _permit: permit,
+                _gauge: metrics_gauge::Open(gauge),
+            })));
+        }
+    }
+}
+
+use std::future::Future as _;
+
+/// The TLS configuration of `options`, checked (the files are read and parsed here, so a bad
+/// certificate stops the start, not the first handshake).
+pub(super) fn tls_config(
+    tls: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+) -> Result<Option<ServerTlsConfig>, GrpcServerError> {
+    let Some((cert, key)) = tls else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p)
+            .map_err(|e| GrpcServerError::Tls(format!("cannot read {}: {e}", p.display())))
+    };
+    let config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    // Building the acceptor parses the certificate and key.
+    Server::builder()
+        .tls_config(config.clone())
+        .map_err(|e| GrpcServerError::Tls(e.to_string()))?;
+    Ok(Some(config))
+}
+
+pub(super) async fn run(
+    listener: TcpListener,
+    ctx: Arc<GrpcContext>,
+    shutdown: CancellationToken,
+) -> Result<(), GrpcServerError> {
+    metrics::describe();
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let mut builder = Server::builder()
+        .max_concurrent_streams(Some(ctx.options.max_concurrent_streams))
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
+    let tls = tls_config(ctx.options.tls.as_ref())?;
+    let secure = tls.is_some();
+    if let Some(config) = tls {
+        builder = builder
+            .tls_config(config)
+            .map_err(|e| GrpcServerError::Tls(e.to_string()))?;
+    }
+    let max = ctx.options.max_message_bytes;
+    let router = builder
+        .add_service(
+            v1::publisher_service_server::PublisherServiceServer::new(Publisher {
+                ctx: ctx.clone(),
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        )
+        .add_service(
+            v1::consumer_service_server::ConsumerServiceServer::new(Consumer { ctx: ctx.clone() })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            v1::heartbeat_service_server::HeartbeatServiceServer::new(Heartbeat {
+                ctx: ctx.clone(),
+            })
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            legacy::publisher_service_server::PublisherServiceServer::new(LegacyPublisher {
+                ctx: ctx.clone(),
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        )
+        .add_service(
+            legacy::consumer_service_server::ConsumerServiceServer::new(LegacyConsumer {
+                ctx: ctx.clone(),
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        )
+        .add_service(
+            legacy::heartbeat_service_server::HeartbeatServiceServer::new(LegacyHeartbeat {
+                ctx: ctx.clone(),
+            })
+            .max_decoding_message_size(max),
+        );
+    let incoming = Incoming {
+        listener,
+        slots: ctx.connections.clone(),
+        backoff: Duration::from_millis(10),
+        pause: None,
+    };
+    info!(message = "gRPC server listening.", addr = %local, tls = secure, transport = "grpc");
+    let signal = {
+        let ctx = ctx.clone();
+        async move {
+            shutdown.cancelled().await;
+            info!(
+                message = "gRPC server stopping: streams drain, calls in progress finish.",
+                transport = "grpc"
+            );
+            // Streams stop taking pushes and drain; waiting requesters are answered.
+            ctx.shutdown.cancel();
+        }
+    };
+    let served = router.serve_with_incoming_shutdown(incoming, signal).await;
+    // Streams whose connection went away mid-drain still end on their own; wait for them.
+    ctx.shutdown.cancel();
+    ctx.streams.close();
+    ctx.streams.wait().await;
+    ctx.clients.close_publishers();
+    match served {
+        Ok(()) => {
+            info!(message = "gRPC server stopped.", addr = %local, transport = "grpc");
+            Ok(())
+        }
+        Err(e) => Err(GrpcServerError::Serve {
+            addr: local,
+            message: e.to_string(),
+        }),
+    }
+}
