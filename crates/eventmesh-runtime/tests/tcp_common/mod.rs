@@ -29,6 +29,7 @@ pub async fn start(tweak: impl FnOnce(&mut Config)) -> (RuntimeHandle, tempfile:
     c.admin.listen = "127.0.0.1:0".parse().expect("an address");
     c.server.tcp.listen = "127.0.0.1:0".parse().expect("an address");
     c.server.http.listen = "127.0.0.1:0".parse().expect("an address");
+    c.server.grpc.listen = "127.0.0.1:0".parse().expect("an address");
     c.storage.kind = StorageKind::Memory;
     c.shutdown.timeout = Duration::from_secs(10);
     tweak(&mut c);
