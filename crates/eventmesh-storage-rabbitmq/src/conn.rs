@@ -168,12 +168,7 @@ impl Conn {
 async fn connect(opts: &RabbitOptions) -> Result<Connection, RabbitError> {
     let props = ConnectionProperties::default()
         .with_connection_name(format!("eventmesh-{}", std::process::id()).into());
-    match tokio::time::timeout(
-        opts.connect_timeout,
-        Connection::connect(&opts.url, props),
-    )
-    .await
-    {
+    match tokio::time::timeout(opts.connect_timeout, Connection::connect(&opts.url, props)).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(RabbitError::Unavailable(format!(
             "cannot connect to RabbitMQ at {}: {e}",

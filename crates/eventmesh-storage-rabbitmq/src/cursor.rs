@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 /// What the stream reader found at an offset.
+// Short-lived (one per message read, moved straight into the buffer): boxing the record would
+// only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Item {
     /// An event.
@@ -390,16 +393,32 @@ mod tests {
             s.on_read(i, Item::Record(rec(i as usize)));
         }
         let got = s.fetch(2, ms(100), now);
-        assert_eq!(got.iter().map(|h| (h.offset, h.count)).collect::<Vec<_>>(), [(0, 1), (1, 1)]);
+        assert_eq!(
+            got.iter().map(|h| (h.offset, h.count)).collect::<Vec<_>>(),
+            [(0, 1), (1, 1)]
+        );
         assert_eq!(s.committed(), 0);
         s.nack(parsed(&got[0]), Duration::ZERO, now);
         s.ack(&[parsed(&got[1])]);
         let got = s.fetch(2, ms(100), now);
-        assert_eq!(got.iter().map(|h| (h.offset, h.count)).collect::<Vec<_>>(), [(0, 2), (2, 1)]);
+        assert_eq!(
+            got.iter().map(|h| (h.offset, h.count)).collect::<Vec<_>>(),
+            [(0, 2), (2, 1)]
+        );
         // Nothing due before the lease ends; then both come back.
-        assert!(s.fetch(10, ms(100), now + ms(50)).iter().all(|h| h.count == 1));
+        assert!(
+            s.fetch(10, ms(100), now + ms(50))
+                .iter()
+                .all(|h| h.count == 1)
+        );
         let again = s.fetch(10, ms(100), now + ms(200));
-        assert_eq!(again.iter().map(|h| (h.offset, h.count)).collect::<Vec<_>>(), [(0, 3), (2, 2), (3, 2), (4, 2)]);
+        assert_eq!(
+            again
+                .iter()
+                .map(|h| (h.offset, h.count))
+                .collect::<Vec<_>>(),
+            [(0, 3), (2, 2), (3, 2), (4, 2)]
+        );
         s.ack(&again.iter().map(parsed).collect::<Vec<_>>());
         assert_eq!(s.committed(), 5);
         assert_eq!(s.in_flight(), 0);
@@ -439,10 +458,20 @@ mod tests {
         let mut r = CursorState::restore(&snap, now);
         assert_eq!(r.attach(), Attach::Offset(1));
         for i in 1..7 {
-            r.on_read(i, if i == 6 { Item::Skip } else { Item::Record(rec(i as usize)) });
+            r.on_read(
+                i,
+                if i == 6 {
+                    Item::Skip
+                } else {
+                    Item::Record(rec(i as usize))
+                },
+            );
         }
         let got = r.fetch(10, ms(1000), now);
-        assert_eq!(got.iter().map(|h| (h.offset, h.count)).collect::<Vec<_>>(), [(1, 2), (3, 2), (4, 1), (5, 1)]);
+        assert_eq!(
+            got.iter().map(|h| (h.offset, h.count)).collect::<Vec<_>>(),
+            [(1, 2), (3, 2), (4, 1), (5, 1)]
+        );
         r.ack(&got.iter().map(parsed).collect::<Vec<_>>());
         assert!(r.fetch(10, ms(1000), now).is_empty());
         assert_eq!(r.committed(), 7);
@@ -457,7 +486,10 @@ mod tests {
             s.on_read(100 + i, Item::Record(rec(i as usize)));
         }
         let got = s.fetch(10, ms(1000), now);
-        assert_eq!(got.iter().map(|h| h.offset).collect::<Vec<_>>(), [103, 104, 105]);
+        assert_eq!(
+            got.iter().map(|h| h.offset).collect::<Vec<_>>(),
+            [103, 104, 105]
+        );
         assert_eq!(s.committed(), 103);
         assert_eq!(s.attach(), Attach::Offset(106));
     }

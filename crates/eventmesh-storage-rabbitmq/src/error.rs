@@ -57,9 +57,33 @@ impl RabbitError {
         }
     }
 
-    /// Whether the broker said 404 NOT_FOUND (no such queue or exchange).
+    /// The broker's reply text, for AMQP errors.
+    fn reply_text(&self) -> Option<&str> {
+        match self {
+            RabbitError::Amqp { source, .. } => match source.kind() {
+                lapin::ErrorKind::ProtocolError(e) => Some(e.get_message().as_str()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether the broker said 404 NOT_FOUND (no such queue or exchange). A queue that exists
+    /// but whose process is not running (a stream still recovering after a broker restart) is
+    /// also reported as 404 by RabbitMQ; that is [`is_queue_down`](Self::is_queue_down), not
+    /// this.
     pub(crate) fn is_not_found(&self) -> bool {
-        matches!(self.soft(), Some(AMQPSoftError::NOTFOUND))
+        matches!(self.soft(), Some(AMQPSoftError::NOTFOUND)) && !self.is_queue_down()
+    }
+
+    /// Whether the broker said the queue exists but cannot serve now: "home node … is down or
+    /// inaccessible" (404) or, while a stream recovers, "does not have a replica on the local
+    /// node" (406).
+    pub(crate) fn is_queue_down(&self) -> bool {
+        self.reply_text().is_some_and(|t| {
+            t.contains("down or inaccessible")
+                || t.contains("does not have a replica on the local node")
+        })
     }
 
     /// Whether the broker said 405 RESOURCE_LOCKED (an exclusive queue of another connection).
@@ -69,20 +93,25 @@ impl RabbitError {
 
     /// Whether this is a connection problem rather than a refusal by the broker.
     pub(crate) fn is_connection(&self) -> bool {
+        if self.is_queue_down() {
+            return true;
+        }
         match self {
             RabbitError::Unavailable(_) => true,
-            RabbitError::Amqp { source, .. } => matches!(
-                source.kind(),
-                lapin::ErrorKind::IOError(_)
-                    | lapin::ErrorKind::InvalidConnectionState(_)
-                    | lapin::ErrorKind::InvalidChannelState(..)
-                    | lapin::ErrorKind::MissingHeartbeatError
-                    | lapin::ErrorKind::RuntimeShutdownError(_)
-                    | lapin::ErrorKind::InvalidChannel(_)
-            ) || matches!(
-                source.kind(),
-                lapin::ErrorKind::ProtocolError(e) if matches!(e.kind(), AMQPErrorKind::Hard(_))
-            ),
+            RabbitError::Amqp { source, .. } => {
+                matches!(
+                    source.kind(),
+                    lapin::ErrorKind::IOError(_)
+                        | lapin::ErrorKind::InvalidConnectionState(_)
+                        | lapin::ErrorKind::InvalidChannelState(..)
+                        | lapin::ErrorKind::MissingHeartbeatError
+                        | lapin::ErrorKind::RuntimeShutdownError(_)
+                        | lapin::ErrorKind::InvalidChannel(_)
+                ) || matches!(
+                    source.kind(),
+                    lapin::ErrorKind::ProtocolError(e) if matches!(e.kind(), AMQPErrorKind::Hard(_))
+                )
+            }
             _ => false,
         }
     }

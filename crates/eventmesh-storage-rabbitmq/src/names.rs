@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(n.topic(&t("orders")), "em.topic.orders");
         let long = "x".repeat(250);
         let name = n.topic(&t(&long));
-        assert!(name.len() <= MAX_NAME && name.starts_with("em.topic.#"), "{name}");
+        assert!(
+            name.len() <= MAX_NAME && name.starts_with("em.topic.#"),
+            "{name}"
+        );
         let a = ConsumerRef::clustering(t("a.b"), g("c"));
         let b = ConsumerRef::clustering(t("a"), g("b.c"));
         assert_ne!(n.state(&a), n.state(&b));
@@ -133,6 +136,9 @@ mod tests {
         let m = ConsumerRef::broadcasting(t(&long), g(&"g".repeat(200)), "member é".repeat(40));
         let s = n.state(&m);
         assert!(s.len() <= MAX_NAME && s.starts_with("em.member."), "{s}");
-        assert_ne!(n.state(&m), n.state(&ConsumerRef::clustering(t(&long), g("x"))));
+        assert_ne!(
+            n.state(&m),
+            n.state(&ConsumerRef::clustering(t(&long), g("x")))
+        );
     }
 }

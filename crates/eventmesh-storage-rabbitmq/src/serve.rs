@@ -73,7 +73,10 @@ struct Session {
 pub(crate) fn state_args(expiry_ms: u32) -> FieldTable {
     let mut a = FieldTable::default();
     a.insert("x-max-length".into(), AMQPValue::LongInt(1));
-    a.insert("x-overflow".into(), AMQPValue::LongString("drop-head".into()));
+    a.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("drop-head".into()),
+    );
     a.insert("x-expires".into(), AMQPValue::LongUInt(expiry_ms));
     a
 }

@@ -65,7 +65,10 @@ impl RabbitStore {
         };
         let (_, ch) = conn.channel().await?;
         let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), AMQPValue::LongString("stream".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("stream".into()),
+        );
         conn.bounded(
             "queue.declare (catalog)",
             ch.queue_declare(
@@ -177,12 +180,7 @@ impl RabbitStore {
             return Err(gone(c));
         }
         let cur = Cursor::new(c.clone(), self.cursor_config(c), self.writer, None);
-        Ok(self
-            .cursors
-            .lock()
-            .entry(c.clone())
-            .or_insert(cur)
-            .clone())
+        Ok(self.cursors.lock().entry(c.clone()).or_insert(cur).clone())
     }
 
     /// Maps a cursor failure; a cursor that is gone is dropped from the local map.
@@ -204,7 +202,9 @@ impl RabbitStore {
     /// Publishes a marker to the topic and returns the offset after it: the stream's end.
     async fn end_of(&self, topic: &Topic) -> StorageResult<u64> {
         let tail = self.tail(topic);
-        tail.ensure(&self.conn).await.map_err(|e| self.topic_err(topic, e))?;
+        tail.ensure(&self.conn)
+            .await
+            .map_err(|e| self.topic_err(topic, e))?;
         let key = new_key();
         let rx = tail.expect(&key);
         let props = BasicProperties::default()
@@ -381,7 +381,10 @@ impl EventStore for RabbitStore {
             )
             .await?;
         let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), AMQPValue::LongString("stream".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("stream".into()),
+        );
         if let Some(age) = self.opts.max_age {
             args.insert(
                 "x-max-age".into(),
@@ -436,7 +439,8 @@ impl EventStore for RabbitStore {
         let listed = self.catalog.read(&self.conn).await?;
         let local: Vec<Arc<Cursor>> = {
             let mut map = self.cursors.lock();
-            let keys: Vec<ConsumerRef> = map.keys().filter(|c| c.topic == *topic).cloned().collect();
+            let keys: Vec<ConsumerRef> =
+                map.keys().filter(|c| c.topic == *topic).cloned().collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
         let mut queues: HashSet<String> = listed
@@ -614,7 +618,10 @@ impl EventStore for RabbitStore {
 
     async fn ack(&self, consumer: &ConsumerRef, tokens: &[AckToken]) -> StorageResult<()> {
         self.check_open()?;
-        let parsed = tokens.iter().map(parse_token).collect::<Result<Vec<_>, _>>()?;
+        let parsed = tokens
+            .iter()
+            .map(parse_token)
+            .collect::<Result<Vec<_>, _>>()?;
         let cur = self.cursor(consumer).await?;
         cur.update(&self.conn, |st| st.ack(&parsed))
             .await
@@ -645,7 +652,10 @@ impl EventStore for RabbitStore {
         lease: Duration,
     ) -> StorageResult<()> {
         self.check_open()?;
-        let parsed = tokens.iter().map(parse_token).collect::<Result<Vec<_>, _>>()?;
+        let parsed = tokens
+            .iter()
+            .map(parse_token)
+            .collect::<Result<Vec<_>, _>>()?;
         let cur = self.cursor(consumer).await?;
         let now = tokio::time::Instant::now();
         cur.update(&self.conn, |st| st.extend(&parsed, lease, now))

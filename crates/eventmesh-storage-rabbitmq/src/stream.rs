@@ -54,7 +54,10 @@ pub(crate) fn attach_args(at: Attach) -> FieldTable {
 /// The `next` attach point (only what is written from now on).
 fn next_args() -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert("x-stream-offset".into(), AMQPValue::LongString("next".into()));
+    args.insert(
+        "x-stream-offset".into(),
+        AMQPValue::LongString("next".into()),
+    );
     args
 }
 

@@ -18,7 +18,9 @@ struct RabbitFactory {
 #[async_trait]
 impl StoreFactory for RabbitFactory {
     async fn open(&self) -> StorageResult<Arc<dyn EventStore>> {
-        Ok(Arc::new(RabbitStore::open(RabbitOptions::new(&self.url)).await?))
+        Ok(Arc::new(
+            RabbitStore::open(RabbitOptions::new(&self.url)).await?,
+        ))
     }
 
     fn durable(&self) -> bool {

@@ -33,7 +33,13 @@ fn free_port() -> u16 {
 }
 
 fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/lib/rabbitmq/bin"] {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/lib/rabbitmq/bin",
+    ] {
         let p = Path::new(dir).join(name);
         if p.exists() {
             return p;
@@ -152,7 +158,14 @@ impl Broker {
                 .is_some_and(|c| c.try_wait().ok().flatten().is_some());
             if exited || started.elapsed() > Duration::from_secs(90) {
                 let log = std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default();
-                let tail: String = log.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
+                let tail: String = log
+                    .chars()
+                    .rev()
+                    .take(3000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
                 panic!(
                     "RabbitMQ node {} did not start (port {}): {}\n--- server output ---\n{tail}",
                     self.node,
@@ -189,7 +202,15 @@ impl Broker {
         let vh = format!("{label}-{:08x}", rand::random::<u32>());
         for args in [
             vec!["add_vhost", vh.as_str()],
-            vec!["set_permissions", "-p", vh.as_str(), "guest", ".*", ".*", ".*"],
+            vec![
+                "set_permissions",
+                "-p",
+                vh.as_str(),
+                "guest",
+                ".*",
+                ".*",
+                ".*",
+            ],
         ] {
             let out = self.ctl(&args);
             assert!(
