@@ -25,12 +25,18 @@ use crate::scripts;
 const MAX_FETCH: usize = 1024;
 /// Wake-up times remembered per cursor.
 const MAX_DUES: usize = 4096;
+/// Pending entries one fetch may examine for due redeliveries: a cursor with a larger PEL is
+/// scanned over several fetches (resuming where the last one stopped), so that one fetch never
+/// holds Redis for long.
+const SCAN_BUDGET: usize = 5_000;
 
 /// What this node knows about when a cursor's fetches should look again.
 #[derive(Default)]
 pub(crate) struct Local {
     notify: Notify,
     dues: Mutex<BinaryHeap<Reverse<Instant>>>,
+    /// Where this node's next scan of the cursor's PEL starts (`None`: from the oldest entry).
+    scan_from: Mutex<Option<StreamId>>,
 }
 
 impl Local {
@@ -66,6 +72,7 @@ impl Local {
     /// The cursor moved or went away: forget, and let parked fetches look again.
     pub(crate) fn reset(&self) {
         self.dues.lock().clear();
+        *self.scan_from.lock() = None;
         self.notify.notify_waiters();
     }
 
@@ -101,7 +108,7 @@ pub(crate) async fn fetch(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let started = Instant::now();
-        let batch = fetch_once(s, c, max, lease_ms).await?;
+        let batch = fetch_once(s, c, &local, max, lease_ms).await?;
         if !batch.deliveries.is_empty() {
             local.remember(started + Duration::from_millis(lease_ms));
             return Ok(batch.deliveries);
@@ -176,7 +183,13 @@ async fn wait_for_entry(
     }
 }
 
-async fn fetch_once(s: &Inner, c: &ConsumerRef, max: usize, lease_ms: u64) -> StorageResult<Batch> {
+async fn fetch_once(
+    s: &Inner,
+    c: &ConsumerRef,
+    local: &Local,
+    max: usize,
+    lease_ms: u64,
+) -> StorageResult<Batch> {
     const OP: &str = "fetch";
     let topic = c.topic.to_string();
     let (stream, group, member) = (
@@ -191,6 +204,11 @@ async fn fetch_once(s: &Inner, c: &ConsumerRef, max: usize, lease_ms: u64) -> St
     );
     // A member's last-use mark is refreshed at most every 1/16 of the expiry.
     let refresh = (s.opts.member_expiry.as_millis() / 16).to_string();
+    let scan_from = local
+        .scan_from
+        .lock()
+        .map_or_else(|| "0-0".to_owned(), |id| id.to_string());
+    let budget = SCAN_BUDGET.to_string();
     let status = s
         .script(
             OP,
@@ -205,6 +223,8 @@ async fn fetch_once(s: &Inner, c: &ConsumerRef, max: usize, lease_ms: u64) -> St
                 horizon_s.as_bytes(),
                 member.as_bytes(),
                 refresh.as_bytes(),
+                scan_from.as_bytes(),
+                budget.as_bytes(),
             ],
         )
         .await?;
@@ -219,6 +239,8 @@ async fn fetch_once(s: &Inner, c: &ConsumerRef, max: usize, lease_ms: u64) -> St
     let ids = reply::array(OP, next())?;
     let recs = reply::array(OP, next())?;
     let counts = reply::array(OP, next())?;
+    let scan = reply::opt_id(OP, &next())?;
+    *local.scan_from.lock() = scan.filter(|id| *id != StreamId { ms: 0, seq: 0 });
     if ids.len() != recs.len() || ids.len() != counts.len() {
         return Err(StorageError::Backend(format!(
             "fetch for {c}: {} ids, {} records, {} counts",

@@ -109,9 +109,11 @@ return {'ok'}
 
 /// Due redeliveries first (oldest id first), then new entries; every one leased until
 /// now + lease. KEYS: topics, stream, members. ARGV: topic, group, consumer, max, lease ms, H ms,
-/// member entry (or empty), how stale a member's last-use mark may get (ms).
-/// Answers `{ok, last, {id…}, {record…}, {count…}}` where `last` is the id of the stream's last
-/// entry when the group has read everything (for the blocking wait), else false.
+/// member entry (or empty), how stale a member's last-use mark may get (ms), where the PEL scan
+/// starts (`0-0`: from the oldest), how many PEL entries one fetch may examine.
+/// Answers `{ok, last, {id…}, {record…}, {count…}, scan}` where `last` is the id of the stream's
+/// last entry when the group has read everything (for the blocking wait), else false, and `scan`
+/// is where the next fetch's PEL scan resumes (`0-0` once the scan went round).
 const FETCH: &str = r"
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return {'notopic'} end
 local max = tonumber(ARGV[4])
@@ -119,9 +121,13 @@ local now = now_ms()
 local at = int(now + tonumber(ARGV[5]) - tonumber(ARGV[6]))
 local ids, recs, counts = {}, {}, {}
 local claimed = {}
-local cursor = '0-0'
+local cursor = ARGV[9]
+local budget = tonumber(ARGV[10])
 repeat
-  local r = redis.pcall('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[3], ARGV[6], cursor, 'COUNT', max - #ids)
+  -- XAUTOCLAIM examines at most ten entries per one it may claim.
+  local count = math.max(1, math.min(max - #ids, math.floor(budget / 10)))
+  budget = budget - count * 10
+  local r = redis.pcall('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[3], ARGV[6], cursor, 'COUNT', count)
   if is_err(r) then
     if nogroup(r) then return {'nogroup'} end
     return redis.error_reply(r['err'])
@@ -134,7 +140,7 @@ repeat
       claimed[#claimed + 1] = e[1]
     end
   end
-until cursor == '0-0' or #ids >= max
+until cursor == '0-0' or #ids >= max or budget <= 0
 for i, id in ipairs(claimed) do
   local p = redis.call('XPENDING', KEYS[2], ARGV[2], id, id, 1)
   counts[i] = (#p == 1) and p[1][4] or 1
@@ -168,7 +174,7 @@ if ARGV[7] ~= '' then
     redis.call('ZADD', KEYS[3], int(now), ARGV[7])
   end
 end
-return {'ok', last, ids, recs, counts}
+return {'ok', last, ids, recs, counts, cursor}
 ";
 
 /// Nack (deadline = now + delay) or lease extension (deadline = now + lease) of the deliveries

@@ -322,3 +322,50 @@ async fn stores_on_one_prefix_share_the_first_ones_lease_horizon() {
     assert_eq!(second.max_lease(), Duration::from_secs(7200));
     assert_eq!(other_prefix.max_lease(), Duration::from_secs(60));
 }
+
+#[tokio::test]
+async fn a_due_redelivery_behind_a_large_pel_is_found_within_a_few_fetches() {
+    let server = RedisServer::start().await;
+    let store = RedisStore::open(RedisOptions::new(server.url()))
+        .await
+        .expect("open");
+    let t = topic("bigpel");
+    store.create_topic(&t).await.expect("create");
+    let c = ConsumerRef::clustering(t.clone(), group("g"));
+    store.subscribe(&c, StartFrom::Earliest).await.expect("sub");
+    const N: usize = 6_000;
+    let recs: Vec<EventRecord> = (0..N).map(|i| record(&t, i)).collect();
+    for chunk in recs.chunks(500) {
+        store.publish(&t, chunk).await.expect("publish");
+    }
+    let mut held = Vec::with_capacity(N);
+    while held.len() < N {
+        let got = store
+            .fetch(&c, 1024, Duration::from_secs(60), Duration::from_secs(5))
+            .await
+            .expect("fetch");
+        assert!(!got.is_empty(), "only {} of {N} fetched", held.len());
+        held.extend(got);
+    }
+    let last = held.last().expect("held").clone();
+    store
+        .nack(&c, &last.token, Duration::ZERO)
+        .await
+        .expect("nack");
+    // The PEL holds more entries than one fetch examines: the scan resumes where it stopped.
+    for attempt in 1..=5 {
+        let got = store
+            .fetch(&c, 10, Duration::from_secs(60), Duration::from_millis(50))
+            .await
+            .expect("fetch");
+        if let Some(d) = got.first() {
+            assert_eq!(d.record, last.record);
+            assert_eq!(d.delivery_count, 2);
+            return;
+        }
+        assert!(
+            attempt < 5,
+            "the nacked event did not come back within 5 fetches"
+        );
+    }
+}
