@@ -52,7 +52,13 @@
 //! error makes every enclosing operator zero: `TRUE AND (1 != 1 / 0)` is `false` with a `math`
 //! error, `1 / missing` is `0` with a `missingAttribute` error and no `math` error. A failed
 //! implicit cast goes on with the zero value of the target type (`NOT 10` is `true` with a
-//! `cast` error, as the test kit requires). The `eval` module lists the casting rules.
+//! `cast` error, as the test kit requires).
+//!
+//! Implicit casts: `NOT`, `AND`, `OR`, `XOR` cast operands to Boolean; unary `-`, arithmetic
+//! and `<`, `<=`, `>`, `>=` to Integer; `LIKE` its left side to String; `=`, `!=`, `<>` the
+//! left operand to the type of the right one (`'TRUE' = TRUE` is true, `TRUE = 'TRUE'` false);
+//! `IN` each element to the type of the left operand. String to Integer accepts an optional
+//! sign and decimal digits only; String to Boolean `true`/`false` in any case.
 //!
 //! As a filter ([`Expression::matches`]) an expression passes an event only when it evaluates
 //! to Boolean `true` with no error, as section 1.2 of the specification requires.
@@ -64,6 +70,22 @@
 //! typical filters (comparisons, `LIKE`, `IN` of literals, integer arithmetic) evaluate without
 //! allocating. [`Expression::matches`] does not format error messages. `time` (a timestamp in
 //! the event model), integer-to-string casts and the string functions allocate.
+//!
+//! # Choices where the specification is silent or disagrees with itself
+//!
+//! * `AND`, `OR`, `XOR`: right-associative on one level, per the grammar (the prose says "left
+//!   to right"); the test kit does not tell them apart.
+//! * An *implicit* Integer to Boolean cast is a `cast` error (the kit's `NOT 10`), while the
+//!   cast table's Integer to Boolean is what the explicit `BOOL()` does.
+//! * Integer overflow in `+`, `-`, `*`, `/` and negation is a `math` error with the result
+//!   saturated, like `ABS(-2147483648)`.
+//! * `IN` stops at the first equal element, so later elements are not evaluated.
+//! * A `+` sign must touch its digits (`+5`); `''` inside a string is one quote, as the grammar's
+//!   lexer allows.
+//! * With [`CloudEvent`](eventmesh_core::CloudEvent), `time` reads as RFC 3339 in UTC (the model
+//!   keeps an instant, not the producer's offset).
+//! * [`Expression::evaluate_without_event`] treats every attribute as missing, so `EXISTS id` is
+//!   false there; the test kit's cases "without an event" run on a minimal valid event instead.
 //!
 //! # Invariants worth naming
 //!
