@@ -78,6 +78,7 @@ pub mod grpc;
 
 pub mod reconnect;
 pub mod tcp;
+pub mod http;
 
 pub use config::{
     ClientConfig, ClientConfigBuilder, DEFAULT_ADDRESS, DEFAULT_CONNECT_TIMEOUT,
