@@ -1,6 +1,6 @@
 //! `[storage]`: which event store the node uses, `[storage.embedded]`, the durable embedded
-//! store's settings, `[storage.nats]`, the NATS JetStream store's, and `[storage.redis]`, the
-//! Redis Streams store's.
+//! store's settings, `[storage.nats]`, the NATS JetStream store's, `[storage.redis]`, the
+//! Redis Streams store's, and `[storage.rabbitmq]`, the RabbitMQ store's.
 
 use std::fmt;
 use std::time::Duration;
@@ -21,6 +21,8 @@ pub enum StorageKind {
     Nats,
     /// Redis Streams at `storage.url` (`redis://h:6379`): one Redis primary shared by several nodes.
     Redis,
+    /// RabbitMQ streams at `storage.url` (`amqp://user:pass@h:5672/vhost`).
+    Rabbitmq,
 }
 
 impl StorageKind {
@@ -31,6 +33,7 @@ impl StorageKind {
             StorageKind::Memory => "memory",
             StorageKind::Nats => "nats",
             StorageKind::Redis => "redis",
+            StorageKind::Rabbitmq => "rabbitmq",
         }
     }
 }
@@ -45,12 +48,12 @@ impl fmt::Display for StorageKind {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The backend: `embedded` (default), `memory`, `nats` or `redis`.
+    /// The backend: `embedded` (default), `memory`, `nats`, `redis` or `rabbitmq`.
     #[serde(rename = "type")]
     pub kind: StorageKind,
     /// The broker URL of external backends (`nats://h1:4222,h2:4222` for `nats`,
-    /// `redis://[:password@]h:6379[/db]` for `redis`; unused by `embedded` and `memory`). Any
-    /// password in it is masked in logs.
+    /// `redis://[:password@]h:6379[/db]` for `redis`, `amqp://user:pass@h:5672/vhost` for
+    /// `rabbitmq`; unused by `embedded` and `memory`). Any password in it is masked in logs.
     pub url: String,
     /// `[storage.embedded]`.
     pub embedded: EmbeddedStorageConfig,
@@ -58,6 +61,54 @@ pub struct StorageConfig {
     pub nats: NatsStorageConfig,
     /// `[storage.redis]`.
     pub redis: RedisStorageConfig,
+    /// `[storage.rabbitmq]`.
+    pub rabbitmq: RabbitmqStorageConfig,
+}
+
+/// `[storage.rabbitmq]`: the RabbitMQ store (with `storage.type = "rabbitmq"`): each topic is a
+/// stream behind a fanout exchange, each cursor a state queue; leases are kept by the node that
+/// serves the cursor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RabbitmqStorageConfig {
+    /// Prefix of every exchange and queue name (letters, digits, `-`, `_`, `.`; at most 32
+    /// bytes); meshes sharing one vhost need different prefixes.
+    pub prefix: String,
+    /// Stream deliveries each cursor reader may hold un-acknowledged (`basic.qos`).
+    pub prefetch: u16,
+    /// How long a publish may wait for the broker's confirm (also the bound on a call's failure
+    /// while the broker is down).
+    #[serde(with = "humantime_serde")]
+    pub confirm_timeout: Duration,
+    /// The longest pause between two reconnection attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_reconnect_backoff: Duration,
+    /// A BROADCASTING member's cursor is removed by the broker after this long unused.
+    #[serde(with = "humantime_serde")]
+    pub member_expiry: Duration,
+    /// A CLUSTERING group's cursor is removed by the broker after this long unused.
+    #[serde(with = "humantime_serde")]
+    pub group_expiry: Duration,
+    /// Topic streams drop events older than this (whole seconds); 0 = unlimited.
+    #[serde(with = "humantime_serde")]
+    pub retention_age: Duration,
+    /// Topic streams drop their oldest events beyond this many bytes; 0 = unlimited.
+    pub retention_bytes: u64,
+}
+
+impl Default for RabbitmqStorageConfig {
+    fn default() -> Self {
+        RabbitmqStorageConfig {
+            prefix: "eventmesh".to_owned(),
+            prefetch: 512,
+            confirm_timeout: Duration::from_secs(5),
+            max_reconnect_backoff: Duration::from_secs(2),
+            member_expiry: Duration::from_secs(24 * 3600),
+            group_expiry: Duration::from_secs(7 * 24 * 3600),
+            retention_age: Duration::ZERO,
+            retention_bytes: 0,
+        }
+    }
 }
 
 /// `[storage.redis]`: the Redis Streams store (with `storage.type = "redis"`). Leases are the

@@ -671,6 +671,45 @@ fn redis_storage_section() {
 }
 
 #[test]
+fn rabbitmq_storage_section() {
+    let c = Loader::new()
+        .toml_text(
+            "c.toml",
+            "[storage]\ntype = \"rabbitmq\"\nurl = \"amqp://u:pw@h:5672/vh\"\n[storage.rabbitmq]\nprefix = \"mesh-a\"\nretention_age = \"7d\"\n",
+        )
+        .load()
+        .unwrap();
+    assert_eq!(c.storage.kind, StorageKind::Rabbitmq);
+    assert_eq!(c.storage.rabbitmq.prefix, "mesh-a");
+    assert_eq!(
+        c.storage.rabbitmq.retention_age,
+        Duration::from_secs(7 * 24 * 3600)
+    );
+    assert_eq!(c.storage.rabbitmq.confirm_timeout, Duration::from_secs(5));
+    assert_eq!(storage::mask_url(&c.storage.url), "amqp://u:***@h:5672/vh");
+    let ps = problems(
+        Loader::new()
+            .toml_text(
+                "c.toml",
+                "[storage]\ntype = \"rabbitmq\"\nurl = \"redis://h:1\"\n[storage.rabbitmq]\nprefix = \"amq.x\"\nprefetch = 0\nconfirm_timeout = \"0s\"\nmember_expiry = \"60d\"\nextra = 1\n",
+            )
+            .load(),
+    );
+    assert!(has(&ps, "storage.rabbitmq.extra", "unknown"), "{ps:#?}");
+    assert!(has(&ps, "storage.url", "amqp://"), "{ps:#?}");
+    assert!(has(&ps, "storage.rabbitmq.prefix", "amq."), "{ps:#?}");
+    assert!(has(&ps, "storage.rabbitmq.prefetch", "at least 1"), "{ps:#?}");
+    assert!(
+        has(&ps, "storage.rabbitmq.confirm_timeout", "above 0"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, "storage.rabbitmq.member_expiry", "49 days"),
+        "{ps:#?}"
+    );
+}
+
+#[test]
 fn serde_round_trip() {
     let mut c = Config::default();
     c.storage.kind = StorageKind::Memory;

@@ -326,6 +326,42 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
         }
     }
 
+    let q = &c.storage.rabbitmq;
+    if c.storage.kind == StorageKind::Rabbitmq && !c.storage.url.starts_with("amqp://") {
+        out.push(relation(
+            "storage.url",
+            "storage.type",
+            "must be an amqp:// URL when type = \"rabbitmq\", e.g. \"amqp://guest:guest@127.0.0.1:5672/%2f\"",
+        ));
+    }
+    let prefix_ok = (1..=32).contains(&q.prefix.len())
+        && q
+            .prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !q.prefix.starts_with("amq.");
+    if !prefix_ok {
+        out.push(issue(
+            "storage.rabbitmq.prefix",
+            "must be 1 to 32 ASCII letters, digits, `-`, `_` or `.`, not starting with `amq.`",
+        ));
+    }
+    if q.prefetch == 0 {
+        out.push(issue("storage.rabbitmq.prefetch", "must be at least 1"));
+    }
+    for (key, d) in [
+        ("storage.rabbitmq.confirm_timeout", q.confirm_timeout),
+        ("storage.rabbitmq.max_reconnect_backoff", q.max_reconnect_backoff),
+        ("storage.rabbitmq.member_expiry", q.member_expiry),
+        ("storage.rabbitmq.group_expiry", q.group_expiry),
+    ] {
+        if d.is_zero() {
+            out.push(issue(key, "must be above 0"));
+        } else if d.as_millis() > u128::from(u32::MAX) {
+            out.push(issue(key, "must be under 49 days (RabbitMQ's x-expires limit)"));
+        }
+    }
+
     // [delivery]
     let d = &c.delivery;
     if d.ack_timeout.is_zero() {

@@ -423,6 +423,27 @@ async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>, ServerError>
                 }),
             }
         }
+        #[cfg(feature = "rabbitmq")]
+        StorageKind::Rabbitmq => {
+            let q = &config.storage.rabbitmq;
+            let mut options =
+                eventmesh_storage_rabbitmq::RabbitOptions::new(config.storage.url.clone());
+            options.prefix = q.prefix.clone();
+            options.prefetch = q.prefetch;
+            options.confirm_timeout = q.confirm_timeout;
+            options.max_reconnect_backoff = q.max_reconnect_backoff;
+            options.member_expiry = q.member_expiry;
+            options.group_expiry = q.group_expiry;
+            options.max_age = (!q.retention_age.is_zero()).then_some(q.retention_age);
+            options.max_bytes = (q.retention_bytes > 0).then_some(q.retention_bytes);
+            match eventmesh_storage_rabbitmq::RabbitStore::open(options).await {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(source) => Err(ServerError::Storage {
+                    store: "rabbitmq",
+                    source,
+                }),
+            }
+        }
         other => Err(ServerError::Storage {
             store: other.as_str(),
             source: StorageError::Unavailable(

@@ -151,6 +151,11 @@ impl Conn {
         }
     }
 
+    /// Whether [`close`](Self::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Closes the connection and stops reconnecting.
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);

@@ -1,6 +1,6 @@
 //! How topics, groups and members become exchange and queue names.
 //!
-//! With the prefix `P` (option `prefix`, default `em`):
+//! With the prefix `P` (option `prefix`, default `eventmesh`):
 //!
 //! | mesh object | RabbitMQ objects |
 //! | --- | --- |

@@ -37,13 +37,16 @@ pub struct RabbitOptions {
     pub max_bytes: Option<u64>,
     /// Events a cursor reads ahead of its fetches, at most.
     pub read_ahead: usize,
+    /// A store that has not used a cursor for this long, and holds none of its events in
+    /// flight, releases its lock so that another node's store can serve it.
+    pub release_idle_after: Duration,
 }
 
 impl Default for RabbitOptions {
     fn default() -> Self {
         RabbitOptions {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
-            prefix: "em".to_owned(),
+            prefix: "eventmesh".to_owned(),
             prefetch: 512,
             confirm_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
@@ -53,6 +56,7 @@ impl Default for RabbitOptions {
             max_age: None,
             max_bytes: None,
             read_ahead: 2048,
+            release_idle_after: Duration::from_secs(30),
         }
     }
 }
@@ -97,6 +101,7 @@ impl RabbitOptions {
             ("max_reconnect_backoff", self.max_reconnect_backoff),
             ("member_expiry", self.member_expiry),
             ("group_expiry", self.group_expiry),
+            ("release_idle_after", self.release_idle_after),
         ] {
             if d.is_zero() {
                 return Err(RabbitError::Config(format!("{name} must be above zero")));
@@ -133,6 +138,7 @@ impl fmt::Debug for RabbitOptions {
             .field("max_age", &self.max_age)
             .field("max_bytes", &self.max_bytes)
             .field("read_ahead", &self.read_ahead)
+            .field("release_idle_after", &self.release_idle_after)
             .finish()
     }
 }

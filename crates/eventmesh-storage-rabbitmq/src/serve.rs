@@ -97,6 +97,8 @@ pub(crate) struct Cursor {
     session: tokio::sync::Mutex<Session>,
     flushed: tokio::sync::Mutex<u64>,
     touched: Mutex<Option<Instant>>,
+    /// The last fetch, ack, nack, extension or seek through this store.
+    used: Mutex<Instant>,
 }
 
 /// Settings a cursor needs from the store.
@@ -134,11 +136,13 @@ impl Cursor {
             session: tokio::sync::Mutex::new(Session::default()),
             flushed: tokio::sync::Mutex::new(flushed),
             touched: Mutex::new(None),
+            used: Mutex::new(Instant::now()),
         })
     }
 
     /// Takes the lock if it can, loads the state and (re)starts the reader.
     pub(crate) async fn ensure(self: &Arc<Self>, conn: &Conn) -> Result<Role, CursorError> {
+        *self.used.lock() = Instant::now();
         let mut s = self.session.lock().await;
         let link = conn.link()?;
         if s.generation != link.generation {
@@ -392,6 +396,18 @@ impl Cursor {
                 )
                 .await;
             let _ = ch.close(200, "touched".into()).await;
+        }
+    }
+
+    /// Releases the cursor to other stores when this one has not used it for `idle` and holds
+    /// nothing in flight (a node whose members left must not keep the cursor from the nodes
+    /// that still have members). The next use here takes it back if it is free.
+    pub(crate) async fn release_if_idle(&self, conn: &Conn, idle: Duration) {
+        let idle_long = self.used.lock().elapsed() >= idle;
+        let serving = self.session.try_lock().is_ok_and(|s| s.generation != 0);
+        if idle_long && serving && self.st.lock().in_flight() == 0 {
+            tracing::debug!(message = "Releasing an idle cursor.", cursor = %self.consumer);
+            self.stop(conn, true).await;
         }
     }
 

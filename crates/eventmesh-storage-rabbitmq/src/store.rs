@@ -37,7 +37,7 @@ pub struct RabbitStore {
     closed: AtomicBool,
     known: Mutex<HashSet<Topic>>,
     tails: Mutex<HashMap<Topic, Arc<Tail>>>,
-    cursors: Mutex<HashMap<ConsumerRef, Arc<Cursor>>>,
+    cursors: Arc<Mutex<HashMap<ConsumerRef, Arc<Cursor>>>>,
 }
 
 impl std::fmt::Debug for RabbitStore {
@@ -79,6 +79,12 @@ impl RabbitStore {
         )
         .await?;
         let _ = ch.close(200, "opened".into()).await;
+        let cursors = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(release_idle(
+            Arc::downgrade(&cursors),
+            conn.clone(),
+            opts.release_idle_after,
+        ));
         tracing::info!(message = "RabbitMQ store opened.", url = %opts.masked_url(), prefix = %opts.prefix);
         Ok(RabbitStore {
             names,
@@ -88,7 +94,7 @@ impl RabbitStore {
             closed: AtomicBool::new(false),
             known: Mutex::new(HashSet::new()),
             tails: Mutex::new(HashMap::new()),
-            cursors: Mutex::new(HashMap::new()),
+            cursors,
             opts,
         })
     }
@@ -349,6 +355,27 @@ impl RabbitStore {
             }
         }
         Ok(offsets)
+    }
+}
+
+/// Every few seconds, releases the cursors this store no longer uses.
+async fn release_idle(
+    cursors: std::sync::Weak<Mutex<HashMap<ConsumerRef, Arc<Cursor>>>>,
+    conn: Arc<Conn>,
+    idle: Duration,
+) {
+    let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(map) = cursors.upgrade() else { return };
+        if conn.is_closed() {
+            return;
+        }
+        let all: Vec<Arc<Cursor>> = map.lock().values().cloned().collect();
+        drop(map);
+        for cur in all {
+            cur.release_if_idle(&conn, idle).await;
+        }
     }
 }
 
