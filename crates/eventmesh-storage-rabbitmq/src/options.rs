@@ -51,7 +51,7 @@ impl Default for RabbitOptions {
             confirm_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             max_reconnect_backoff: Duration::from_secs(2),
-            member_expiry: Duration::from_secs(3600),
+            member_expiry: Duration::from_secs(24 * 3600),
             group_expiry: Duration::from_secs(7 * 24 * 3600),
             max_age: None,
             max_bytes: None,

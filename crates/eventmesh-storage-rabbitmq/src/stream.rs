@@ -32,6 +32,11 @@ pub(crate) const MARKER_TYPE: &str = "eventmesh.marker";
 /// The AMQP `type` of event messages (body: the versioned `EventRecord` encoding).
 pub(crate) const RECORD_TYPE: &str = "eventmesh.record";
 
+/// How much earlier than a time seek's target a reader attaches (stream timestamps are the
+/// broker's whole seconds, ingest times the mesh's milliseconds): covers the rounding and a
+/// broker clock up to this far behind the mesh's. The cursor drops what comes before the target.
+pub(crate) const TIME_MARGIN_SECS: i64 = 30;
+
 /// A random correlation id.
 pub(crate) fn new_key() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -42,9 +47,8 @@ pub(crate) fn attach_args(at: Attach) -> FieldTable {
     let mut args = FieldTable::default();
     let v = match at {
         Attach::Offset(o) => AMQPValue::LongLongInt(i64::try_from(o).unwrap_or(i64::MAX)),
-        // Stream timestamps are whole seconds; start a little early, the cursor filters.
         Attach::Time(ms) => {
-            AMQPValue::Timestamp(u64::try_from(ms.div_euclid(1000) - 2).unwrap_or(0))
+            AMQPValue::Timestamp(u64::try_from(ms.div_euclid(1000) - TIME_MARGIN_SECS).unwrap_or(0))
         }
     };
     args.insert("x-stream-offset".into(), v);
