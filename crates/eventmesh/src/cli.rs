@@ -21,9 +21,11 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Runs a mesh node until SIGINT or SIGTERM.
     Serve(ServeArgs),
-    /// Publishes events to a mesh over TCP (one per data argument, or one per stdin line).
+    /// Publishes events to a mesh over TCP, or HTTP with --http (one per data argument, or one
+    /// per stdin line).
     Pub(PubArgs),
-    /// Subscribes to a topic over TCP and prints each event received, one per line.
+    /// Subscribes to a topic over TCP, or HTTP with --http (a webhook), and prints each event
+    /// received, one per line.
     Sub(SubArgs),
 }
 
@@ -48,9 +50,12 @@ pub(crate) enum ModeArg {
 /// Flags shared by `pub` and `sub`.
 #[derive(Debug, Args)]
 pub(crate) struct ClientArgs {
-    /// The mesh's TCP address.
+    /// The mesh's TCP address (with --http: its HTTP address, default http://127.0.0.1:10105).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:10000")]
     pub(crate) server: String,
+    /// Use the HTTP protocol instead of TCP (`sub` then serves a webhook).
+    #[arg(long)]
+    pub(crate) http: bool,
     /// The topic.
     #[arg(long)]
     pub(crate) topic: String,
@@ -101,6 +106,9 @@ pub(crate) struct SubArgs {
     /// Exit after this many events (default: run until SIGINT or SIGTERM).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
+    /// With --http: where the webhook server listens (port 0 picks a free port).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    pub(crate) webhook_listen: std::net::SocketAddr,
 }
 
 /// Flags of `serve`. Layers: committed defaults < --config file < EVENTMESH_* environment < flags.

@@ -45,6 +45,9 @@ pub(crate) fn format_event(event: &CloudEvent, json: bool) -> anyhow::Result<Str
 
 /// `eventmesh pub`.
 pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<()> {
+    if args.client.http {
+        return crate::http_client::publish(args).await;
+    }
     let client = Client::connect(config(&args.client, &args.group, Purpose::Pub)?)
         .await
         .with_context(|| format!("connecting to {}", args.client.server))?;
@@ -108,6 +111,9 @@ async fn publish_one(client: &Client, args: &PubArgs, data: &str) -> anyhow::Res
 
 /// `eventmesh sub`.
 pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
+    if args.client.http {
+        return crate::http_client::subscribe(args).await;
+    }
     let client = Client::connect(config(&args.client, &args.group, Purpose::Sub)?)
         .await
         .with_context(|| format!("connecting to {}", args.client.server))?;

@@ -7,6 +7,7 @@
 
 mod cli;
 mod client;
+mod http_client;
 
 use std::process::ExitCode;
 use std::time::Duration;
