@@ -323,8 +323,10 @@ impl Worker {
                             }
                             continue;
                         }
-                        if let Err(e) = self.handle(msg, &tx).await {
-                            return Ended::Failed(e);
+                        match self.handle(msg, &tx).await {
+                            Ok(true) => {}
+                            Ok(false) => return Ended::Cancelled,
+                            Err(e) => return Ended::Failed(e),
                         }
                     }
                     Ok(None) => return Ended::Failed(GrpcError::Answer("the server ended the stream".to_owned())),
@@ -334,11 +336,13 @@ impl Worker {
         }
     }
 
+    /// Runs the handler on one pushed event and acks or refuses it; `Ok(false)` when the
+    /// subscriber was closed meanwhile (the event stays un-acked: the server redelivers it).
     async fn handle(
         &self,
         msg: v1::CloudEvent,
         tx: &mpsc::Sender<v1::CloudEvent>,
-    ) -> Result<(), GrpcError> {
+    ) -> Result<bool, GrpcError> {
         let ack_id = convert::attribute(&msg, keys::ACK_ID);
         let event = match convert::to_event(&msg) {
             Ok(e) => e,
@@ -347,7 +351,7 @@ impl Worker {
                 if let Some(id) = &ack_id {
                     let _ = tx.send(self.control(keys::SUB_MESSAGE_TYPE_NACK, id)).await;
                 }
-                return Ok(());
+                return Ok(true);
             }
         };
         let topic = event.subject.clone().unwrap_or_default();
@@ -357,7 +361,10 @@ impl Worker {
             event: event.clone(),
             is_request,
         };
-        let outcome = (self.handler)(delivery).await;
+        let outcome = tokio::select! {
+            () = self.cancel.cancelled() => return Ok(false),
+            o = (self.handler)(delivery) => o,
+        };
         let verdict = match outcome {
             Ok(Some(reply)) if is_request => {
                 tx.send(self.reply(&event, &topic, reply))
@@ -376,6 +383,6 @@ impl Worker {
                 .await
                 .map_err(|_| GrpcError::Closed)?;
         }
-        Ok(())
+        Ok(true)
     }
 }
