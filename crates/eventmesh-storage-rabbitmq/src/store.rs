@@ -36,7 +36,7 @@ pub struct RabbitStore {
     writer: u64,
     closed: AtomicBool,
     known: Mutex<HashSet<Topic>>,
-    tails: Mutex<HashMap<Topic, Arc<Tail>>>,
+    tails: Arc<Mutex<HashMap<Topic, Arc<Tail>>>>,
     cursors: Arc<Mutex<HashMap<ConsumerRef, Arc<Cursor>>>>,
 }
 
@@ -80,8 +80,10 @@ impl RabbitStore {
         .await?;
         let _ = ch.close(200, "opened".into()).await;
         let cursors = Arc::new(Mutex::new(HashMap::new()));
+        let tails = Arc::new(Mutex::new(HashMap::new()));
         tokio::spawn(release_idle(
             Arc::downgrade(&cursors),
+            Arc::downgrade(&tails),
             conn.clone(),
             opts.release_idle_after,
         ));
@@ -93,7 +95,7 @@ impl RabbitStore {
             writer: rand::random(),
             closed: AtomicBool::new(false),
             known: Mutex::new(HashSet::new()),
-            tails: Mutex::new(HashMap::new()),
+            tails,
             cursors,
             opts,
         })
@@ -358,9 +360,14 @@ impl RabbitStore {
     }
 }
 
-/// Every few seconds, releases the cursors this store no longer uses.
+/// Tail readers unused this long stop.
+const TAIL_IDLE: Duration = Duration::from_secs(60);
+
+/// Every few seconds, releases the cursors this store no longer uses and stops tail readers of
+/// topics it no longer publishes to.
 async fn release_idle(
     cursors: std::sync::Weak<Mutex<HashMap<ConsumerRef, Arc<Cursor>>>>,
+    tails: std::sync::Weak<Mutex<HashMap<Topic, Arc<Tail>>>>,
     conn: Arc<Conn>,
     idle: Duration,
 ) {
@@ -375,6 +382,12 @@ async fn release_idle(
         drop(map);
         for cur in all {
             cur.release_if_idle(&conn, idle).await;
+        }
+        let Some(tails) = tails.upgrade() else { return };
+        let all: Vec<Arc<Tail>> = tails.lock().values().cloned().collect();
+        drop(tails);
+        for tail in all {
+            tail.stop_if_idle(TAIL_IDLE).await;
         }
     }
 }

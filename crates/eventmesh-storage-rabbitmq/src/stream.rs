@@ -124,6 +124,8 @@ pub(crate) struct Tail {
     queue: String,
     inner: Mutex<TailInner>,
     start: tokio::sync::Mutex<()>,
+    /// The last publish or marker through it.
+    used: Mutex<tokio::time::Instant>,
 }
 
 impl Tail {
@@ -132,11 +134,13 @@ impl Tail {
             queue,
             inner: Mutex::new(TailInner::default()),
             start: tokio::sync::Mutex::new(()),
+            used: Mutex::new(tokio::time::Instant::now()),
         })
     }
 
     /// Makes sure the reader runs on the live connection (attached before this returns).
     pub(crate) async fn ensure(self: &Arc<Self>, conn: &Conn) -> Result<(), RabbitError> {
+        *self.used.lock() = tokio::time::Instant::now();
         let _one = self.start.lock().await;
         let link = conn.link()?;
         if self.inner.lock().generation == link.generation {
@@ -164,6 +168,24 @@ impl Tail {
         let mut inner = self.inner.lock();
         for k in keys {
             inner.pending.remove(k);
+        }
+    }
+
+    /// Stops the reader if nothing used it for `idle` and no publish waits on it (the next
+    /// publish starts it again), so a store does not keep reading topics it stopped writing to.
+    pub(crate) async fn stop_if_idle(&self, idle: std::time::Duration) {
+        let Ok(_one) = self.start.try_lock() else {
+            return; // Being started: in use.
+        };
+        // Checked under `start`: an `ensure` that finished before this saw `used` refreshed.
+        let idle_long = self.used.lock().elapsed() >= idle;
+        let quiet = {
+            let inner = self.inner.lock();
+            inner.generation != 0 && inner.pending.is_empty()
+        };
+        if idle_long && quiet {
+            tracing::debug!(message = "Stopping an idle tail reader.", queue = %self.queue);
+            self.stop().await;
         }
     }
 

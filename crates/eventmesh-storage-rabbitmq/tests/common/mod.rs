@@ -64,7 +64,14 @@ impl Broker {
         let n = NODES.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let node = format!("em{label}{pid}n{n}@localhost");
-        let dir = std::env::temp_dir().join(format!("em-rabbit-{label}-{pid}-{n}"));
+        // The server runs as the `rabbitmq` user, which must reach the directory: /tmp rather than
+        // a TMPDIR that may sit in root's home.
+        let base = if Path::new("/tmp").is_dir() {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("em-rabbit-{label}-{pid}-{n}"));
         let _ = std::fs::remove_dir_all(&dir);
         for sub in ["", "mnesia", "log"] {
             let d = dir.join(sub);
