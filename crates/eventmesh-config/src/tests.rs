@@ -698,7 +698,10 @@ fn rabbitmq_storage_section() {
     assert!(has(&ps, "storage.rabbitmq.extra", "unknown"), "{ps:#?}");
     assert!(has(&ps, "storage.url", "amqp://"), "{ps:#?}");
     assert!(has(&ps, "storage.rabbitmq.prefix", "amq."), "{ps:#?}");
-    assert!(has(&ps, "storage.rabbitmq.prefetch", "at least 1"), "{ps:#?}");
+    assert!(
+        has(&ps, "storage.rabbitmq.prefetch", "at least 1"),
+        "{ps:#?}"
+    );
     assert!(
         has(&ps, "storage.rabbitmq.confirm_timeout", "above 0"),
         "{ps:#?}"

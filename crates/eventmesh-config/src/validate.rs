@@ -335,8 +335,7 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
         ));
     }
     let prefix_ok = (1..=32).contains(&q.prefix.len())
-        && q
-            .prefix
+        && q.prefix
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && !q.prefix.starts_with("amq.");
@@ -351,14 +350,20 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
     }
     for (key, d) in [
         ("storage.rabbitmq.confirm_timeout", q.confirm_timeout),
-        ("storage.rabbitmq.max_reconnect_backoff", q.max_reconnect_backoff),
+        (
+            "storage.rabbitmq.max_reconnect_backoff",
+            q.max_reconnect_backoff,
+        ),
         ("storage.rabbitmq.member_expiry", q.member_expiry),
         ("storage.rabbitmq.group_expiry", q.group_expiry),
     ] {
         if d.is_zero() {
             out.push(issue(key, "must be above 0"));
         } else if d.as_millis() > u128::from(u32::MAX) {
-            out.push(issue(key, "must be under 49 days (RabbitMQ's x-expires limit)"));
+            out.push(issue(
+                key,
+                "must be under 49 days (RabbitMQ's x-expires limit)",
+            ));
         }
     }
 
