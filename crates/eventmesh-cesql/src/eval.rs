@@ -268,6 +268,14 @@ fn num_operand<'a, E: Attributes + ?Sized, S: Sink>(
 ) -> Option<Num<'a>> {
     match x {
         Expr::Literal(Value::Integer(i)) => Some(Num::Int(*i)),
+        Expr::Attribute(a) => match event.attribute(a) {
+            Some(Value::Integer(i)) => Some(Num::Int(i)),
+            Some(v) => Some(Num::Val(v)),
+            None => {
+                missing_attribute(a, sink);
+                None
+            }
+        },
         Expr::Binary { op, left, right } if op.is_arithmetic() => {
             let before = sink.count();
             let i = arithmetic_node(*op, left, right, event, sink);

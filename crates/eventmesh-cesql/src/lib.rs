@@ -364,6 +364,14 @@ mod tests {
     }
 
     #[test]
+    fn expressions_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync + Clone + 'static>() {}
+        shared::<Expression>();
+        shared::<EvalError>();
+        shared::<ParseError>();
+    }
+
+    #[test]
     fn without_an_event_every_attribute_is_missing() {
         let e = Expression::parse("EXISTS id").unwrap();
         assert_eq!(e.evaluate_without_event().value, Value::Boolean(false));
