@@ -168,9 +168,19 @@ impl Cursor {
                 Err(e) if e.is_locked() => return Ok(Role::Standby),
                 Err(e) => return Err(e.into()),
             }
-            let snap = read_snapshot(conn, &self.state_queue)
-                .await?
-                .ok_or(CursorError::Gone)?;
+            let Some(snap) = read_snapshot(conn, &self.state_queue).await? else {
+                // Unsubscribed or its topic deleted meanwhile: give the lock back.
+                if let Ok((_, ch)) = conn.channel().await {
+                    let _ = conn
+                        .bounded(
+                            "queue.delete (cursor lock)",
+                            ch.queue_delete(self.lock_queue.as_str().into(), Default::default()),
+                        )
+                        .await;
+                    let _ = ch.close(200, "lock released".into()).await;
+                }
+                return Err(CursorError::Gone);
+            };
             let mut flushed = self.flushed.lock().await;
             let ours = s.loaded && snap.writer == self.writer && snap.version == *flushed;
             if !ours {
