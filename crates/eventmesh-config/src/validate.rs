@@ -209,16 +209,6 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
     let w = &h.webhook;
     if w.push_timeout.is_zero() {
         out.push(issue("server.http.webhook.push_timeout", "must be above 0"));
-    } else if w.push_timeout >= c.delivery.ack_timeout {
-        out.push(relation(
-            "server.http.webhook.push_timeout",
-            "delivery.ack_timeout",
-            format!(
-                "is {}; it must be shorter than `delivery.ack_timeout` ({}), or a slow push would be redelivered while it runs",
-                fmt_dur(w.push_timeout),
-                fmt_dur(c.delivery.ack_timeout)
-            ),
-        ));
     }
     if w.max_in_flight == 0 {
         out.push(issue(

@@ -406,3 +406,92 @@ async fn should_resume_a_live_subscription_after_a_restart() {
     assert_eq!(got, ["after", "after"], "both groups resume");
     h.shutdown().await;
 }
+
+/// A TLS webhook receiver with the test certificate; every request goes to the channel.
+async fn tls_receiver() -> (std::net::SocketAddr, tokio::sync::mpsc::Receiver<Received>) {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/http_tls");
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("cert.pem"))
+        .expect("cert.pem")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificates");
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("key.pem")).expect("key.pem");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("a server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("an address");
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((stream, _)) = listener.accept().await {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                continue;
+            };
+            let tx = tx.clone();
+            n += 1;
+            let base = n * 1000;
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: axum::http::Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = http_body_util::BodyExt::collect(body)
+                                .await
+                                .expect("a body")
+                                .to_bytes();
+                            let _ = tx
+                                .send(Received {
+                                    n: base,
+                                    headers: parts.headers,
+                                    body,
+                                    at: tokio::time::Instant::now(),
+                                })
+                                .await;
+                            Ok::<_, std::convert::Infallible>(axum::http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(
+                                    br#"{"retCode":0}"#,
+                                )),
+                            ))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn should_push_to_https_urls_trusting_the_configured_ca() {
+    let ca =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/http_tls/cert.pem");
+    let (h, _dir) = start(|c| c.server.http.webhook.ca_file = ca.display().to_string()).await;
+    let http = Http::default();
+    let base = base(&h);
+    let (addr, mut rx) = tls_receiver().await;
+    let url = format!("https://localhost:{}/hook", addr.port());
+    subscribe(&http, &base, &url, "tls-g", "tls-t", "CLUSTERING", &[]).await;
+    publish_ce(&http, &base, "tls-t", "t-1", "over tls").await;
+    let p = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a push in time")
+        .expect("open");
+    assert_eq!(p.content(), "over tls");
+    h.shutdown().await;
+}

@@ -97,7 +97,8 @@ pub struct HttpAuthConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookConfig {
     /// How long one push may take (connect, send, answer) before it counts as failed (default
-    /// 10 s). Must be shorter than `delivery.ack_timeout`.
+    /// 10 s). Lowered to 80% of `delivery.ack_timeout` when longer, so a slow push is never
+    /// redelivered while it runs.
     #[serde(with = "humantime_serde")]
     pub push_timeout: Duration,
     /// Pushes of one subscription (per URL for BROADCASTING) in flight at once, when the
@@ -119,6 +120,9 @@ pub struct WebhookConfig {
     /// Networks (CIDR) no push may connect to, checked on the resolved address of every
     /// connection. Default: link-local and cloud metadata addresses.
     pub deny_networks: Vec<String>,
+    /// PEM file of extra CA certificates trusted for `https` subscriber URLs, besides the
+    /// system's roots. `""`: none.
+    pub ca_file: String,
 }
 
 impl Default for WebhookConfig {
@@ -131,6 +135,7 @@ impl Default for WebhookConfig {
             unhealthy_after: 3,
             unhealthy_for: Duration::from_secs(10),
             deny_networks: default_deny_networks(),
+            ca_file: String::new(),
         }
     }
 }

@@ -6,6 +6,9 @@
 //!
 //! Pooled connections were checked when they were made; a new DNS answer is checked when the
 //! next connection is made.
+//!
+//! `https` URLs are served over rustls (ring), trusting the system's roots and the certificates
+//! of `server.http.webhook.ca_file`; the deny-list check happens before the TLS handshake.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -18,10 +21,15 @@ use axum::http::{HeaderMap, Request, StatusCode, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
 use tower_service::Service;
 
 use super::deny::DenyList;
@@ -88,15 +96,98 @@ impl Service<Name> for DenyResolver {
     }
 }
 
-/// An HTTP connector refusing denied addresses (see the module docs).
+/// A connection to a subscriber: plain TCP or TLS.
+pub(crate) enum PushStream {
+    Plain(TokioIo<TcpStream>),
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+}
+
+impl hyper::rt::Read for PushStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            PushStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            PushStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for PushStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            PushStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            PushStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            PushStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            PushStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            PushStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            PushStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Connection for PushStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+/// An HTTP(S) connector refusing denied addresses (see the module docs).
 #[derive(Clone)]
 pub(crate) struct DenyConnector {
     inner: HttpConnector<DenyResolver>,
     deny: Arc<DenyList>,
+    tls: TlsConnector,
+}
+
+/// The TLS client config: the system's roots plus `ca_file`'s certificates.
+fn tls_connector(ca_file: &str) -> Result<TlsConnector, String> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for error in &native.errors {
+        tracing::debug!(message = "Skipping a system CA certificate.", %error);
+    }
+    let (added, _) = roots.add_parsable_certificates(native.certs);
+    if !ca_file.is_empty() {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("cannot read CA certificates from {ca_file}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("{ca_file} holds no CERTIFICATE block"));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("a certificate of {ca_file} is unusable: {e}"))?;
+        }
+    }
+    tracing::debug!(message = "Webhook TLS roots loaded.", system = added, ca_file = %ca_file);
+    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 impl Service<Uri> for DenyConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = PushStream;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -107,7 +198,15 @@ impl Service<Uri> for DenyConnector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let mut inner = self.inner.clone();
         let deny = self.deny.clone();
+        let tls = self.tls.clone();
         Box::pin(async move {
+            let https = match uri.scheme_str() {
+                Some("http") => false,
+                Some("https") => true,
+                other => {
+                    return Err(format!("unsupported URL scheme {other:?}").into());
+                }
+            };
             if let Some(host) = uri.host()
                 && let Ok(ip) = host
                     .trim_start_matches('[')
@@ -118,13 +217,25 @@ impl Service<Uri> for DenyConnector {
                 metrics::denied();
                 return Err(Box::new(Denied(ip)) as BoxError);
             }
+            let host = uri
+                .host()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
             let io = inner.call(uri).await?;
             let peer = io.inner().peer_addr()?;
             if deny.denies(peer.ip()) {
                 metrics::denied();
                 return Err(Box::new(Denied(peer.ip())) as BoxError);
             }
-            Ok(io)
+            if !https {
+                return Ok(PushStream::Plain(io));
+            }
+            let name =
+                ServerName::try_from(host).map_err(|e| format!("not a TLS server name: {e}"))?;
+            let stream = tls.connect(name, io.into_inner()).await?;
+            Ok(PushStream::Tls(Box::new(TokioIo::new(stream))))
         })
     }
 }
@@ -173,15 +284,20 @@ pub(crate) struct Answer {
 }
 
 impl PushClient {
-    pub(crate) fn new(deny: DenyList, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        deny: DenyList,
+        connect_timeout: Duration,
+        ca_file: &str,
+    ) -> Result<Self, String> {
         let deny = Arc::new(deny);
         let mut http = HttpConnector::new_with_resolver(DenyResolver { deny: deny.clone() });
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
-        http.enforce_http(true);
+        http.enforce_http(false);
         let connector = DenyConnector {
             inner: http,
             deny: deny.clone(),
+            tls: tls_connector(ca_file)?,
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -189,7 +305,7 @@ impl PushClient {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
-        PushClient { client, deny }
+        Ok(PushClient { client, deny })
     }
 
     /// Sends `req` and reads the answer (at most [`MAX_ANSWER_BYTES`] of its body).
@@ -246,7 +362,9 @@ mod tests {
         let client = PushClient::new(
             DenyList::new(&["127.0.0.0/8".to_owned()]),
             Duration::from_secs(2),
-        );
+            "",
+        )
+        .unwrap();
         for host in ["127.0.0.1", "localhost"] {
             let req = Request::post(format!("http://{host}:{port}/"))
                 .body(Full::new(Bytes::new()))

@@ -78,6 +78,8 @@ pub struct WebhookOptions {
     pub deny_networks: Vec<String>,
     /// The core's ack timeout (a window is sized so that paced pushes start before it).
     pub ack_timeout: Duration,
+    /// Extra CA certificates (PEM file) for https URLs; empty: the system's roots only.
+    pub ca_file: String,
 }
 
 impl WebhookOptions {
@@ -85,7 +87,10 @@ impl WebhookOptions {
     pub fn from_config(config: &Config) -> Self {
         let w = &config.server.http.webhook;
         WebhookOptions {
-            push_timeout: w.push_timeout,
+            push_timeout: w
+                .push_timeout
+                .min(config.delivery.ack_timeout.mul_f64(0.8))
+                .max(Duration::from_millis(1)),
             max_in_flight: w.max_in_flight.max(1),
             push_rate: w.push_rate,
             url_ttl: w.url_ttl,
@@ -93,6 +98,7 @@ impl WebhookOptions {
             unhealthy_for: w.unhealthy_for,
             deny_networks: w.deny_networks.clone(),
             ack_timeout: config.delivery.ack_timeout,
+            ca_file: w.ca_file.clone(),
         }
     }
 }
@@ -256,7 +262,7 @@ fn meta_err(e: crate::meta::MetaError) -> EventMeshError {
     )
 }
 
-/// Checks a subscriber URL's shape: `http://host[:port]/...`.
+/// Checks a subscriber URL's shape: `http[s]://host[:port]/...`.
 fn parse_url(url: &str) -> Result<Uri, EventMeshError> {
     let bad = |why: &str| {
         EventMeshError::new(
@@ -266,13 +272,8 @@ fn parse_url(url: &str) -> Result<Uri, EventMeshError> {
     };
     let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(bad(
-                "https subscriber URLs are not supported by this runtime yet; use http",
-            ));
-        }
-        _ => return Err(bad("use an http:// URL")),
+        Some("http" | "https") => {}
+        _ => return Err(bad("use an http:// or https:// URL")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("it names no host"));
@@ -287,7 +288,11 @@ impl WebhookManager {
         http: HttpOptions,
     ) -> Result<Arc<Self>, String> {
         let options = http.webhook.clone();
-        let client = PushClient::new(DenyList::new(&options.deny_networks), options.push_timeout);
+        let client = PushClient::new(
+            DenyList::new(&options.deny_networks),
+            options.push_timeout,
+            &options.ca_file,
+        )?;
         let env = Arc::new(PushEnv {
             core,
             client,
@@ -395,7 +400,13 @@ impl WebhookManager {
     /// recorded. All or nothing: a failure undoes what this request added.
     pub async fn subscribe(&self, req: SubscribeRequest) -> Result<(), EventMeshError> {
         let uri = parse_url(&req.url)?;
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
         let host = uri.host().unwrap_or_default().to_owned();
         client::check_url_host(&self.env.client.deny, &host, port)
             .await
@@ -776,7 +787,7 @@ mod tests {
     fn urls_are_checked() {
         assert!(parse_url("http://127.0.0.1:8080/hook").is_ok());
         assert!(parse_url("ftp://x/").is_err());
-        assert!(parse_url("https://x/").is_err());
+        assert!(parse_url("https://x/").is_ok());
         assert!(parse_url("not a url").is_err());
     }
 }
