@@ -699,12 +699,12 @@ pub fn reply_to_event(reply: &legacy::subscription::Reply) -> CloudEvent {
     )
 }
 
-fn legacy_event<'a>(
+fn legacy_event(
     id: &str,
     topic: &str,
     content: &str,
     properties: &HashMap<String, String>,
-    fields: [(&'static str, &'a String); 5],
+    fields: [(&'static str, &String); 5],
 ) -> CloudEvent {
     let mut event = CloudEvent::new(id, "/", "eventmeshmessage");
     event.subject = Some(topic.trim().to_owned()).filter(|s| !s.is_empty());

@@ -615,3 +615,57 @@ async fn cross_protocol_with_tcp_and_http() {
     tcp_pub.close().await;
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_rustls() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/http_tls");
+    let (h, _dir) = start(|c| {
+        c.server.grpc.tls.enabled = true;
+        c.server.grpc.tls.cert_file = data.join("cert.pem").display().to_string();
+        c.server.grpc.tls.key_file = data.join("key.pem").display().to_string();
+    })
+    .await;
+    let port = h.grpc_addr().expect("gRPC").port();
+    let mut config = sdk(&h, "g-tls");
+    config.endpoint = format!("https://localhost:{port}");
+    config.tls_ca_pem = Some(std::fs::read(data.join("cert.pem")).expect("the certificate"));
+    config.tls_domain = Some("localhost".into());
+    let (sub, mut rx) = collecting(config.clone(), "t-tls", C).await;
+    let p = GrpcPublisher::connect(config)
+        .await
+        .expect("connects over TLS");
+    p.publish("t-tls", text_event("secret"))
+        .await
+        .expect("publish");
+    assert_eq!(data_of(&next(&mut rx).await.event), "secret");
+    // A plain-text client gets nowhere.
+    let plain = GrpcPublisher::connect(sdk(&h, "g-plain")).await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(p) => p.publish("t-tls", text_event("x")).await.is_err(),
+    };
+    assert!(refused, "plain text is refused on a TLS listener");
+    sub.close().await;
+    h.shutdown().await;
+
+    // A certificate that cannot be read stops the start.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut c = config_for_missing_cert(dir.path());
+    c.server.grpc.tls.enabled = true;
+    let err = Runtime::start(c).await.err().expect("refused");
+    assert!(
+        format!("{err:#}").contains("gRPC") || format!("{err:?}").contains("Tls"),
+        "{err:?}"
+    );
+}
+
+fn config_for_missing_cert(dir: &std::path::Path) -> eventmesh_config::Config {
+    let mut c = grpc_common::config(dir);
+    c.server.grpc.tls.cert_file = dir.join("nope.pem").display().to_string();
+    c.server.grpc.tls.key_file = dir.join("nope.key").display().to_string();
+    c
+}
+
+fn data_of(e: &CloudEvent) -> String {
+    data(e)
+}

@@ -26,12 +26,15 @@ use crate::core::{Core, SessionHandle};
 pub(crate) const MAX_PUBLISHERS: usize = 10_000;
 const OVERFLOW: &str = "grpc-overflow";
 
+/// The topics a stream holds, shared by the stream's task and the registry.
+pub(crate) type SharedTopics = Arc<Mutex<BTreeSet<Topic>>>;
+
 /// A registered stream subscriber.
 pub(crate) struct StreamEntry {
     pub(crate) group: GroupName,
     pub(crate) client_key: String,
     pub(crate) session: Arc<SessionHandle>,
-    pub(crate) topics: Arc<Mutex<BTreeSet<Topic>>>,
+    pub(crate) topics: SharedTopics,
 }
 
 /// What an admin view shows of a stream subscriber.
@@ -134,7 +137,7 @@ impl GrpcClients {
         &self,
         group: &GroupName,
         client_key: &str,
-    ) -> Vec<(Arc<SessionHandle>, Arc<Mutex<BTreeSet<Topic>>>)> {
+    ) -> Vec<(Arc<SessionHandle>, SharedTopics)> {
         self.streams
             .lock()
             .values()

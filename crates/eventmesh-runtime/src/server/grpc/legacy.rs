@@ -228,10 +228,10 @@ impl Dialect for LegacyDialect {
         if sub.header.is_some() {
             self.header = sub.header.clone();
         }
-        if sub.subscription_items.is_empty() {
-            if let Some(reply) = &sub.reply {
-                return Ok(Inbound::Reply(convert::reply_to_event(reply)));
-            }
+        if sub.subscription_items.is_empty()
+            && let Some(reply) = &sub.reply
+        {
+            return Ok(Inbound::Reply(convert::reply_to_event(reply)));
         }
         let identity = identity(sub.header.as_ref())?;
         let group = group_of(&sub)?;
