@@ -669,3 +669,68 @@ fn config_for_missing_cert(dir: &std::path::Path) -> eventmesh_config::Config {
 fn data_of(e: &CloudEvent) -> String {
     data(e)
 }
+
+/// Throughput and latency probe (not a test): run with
+/// `cargo test --release -p eventmesh-runtime --test grpc_pubsub -- --ignored --nocapture probe`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark probe; see docs/benchmarks.md"]
+async fn probe_grpc_throughput_and_latency() {
+    let (h, _dir) = start(|c| c.storage.kind = eventmesh_config::StorageKind::Memory).await;
+    let p = GrpcPublisher::connect(sdk(&h, "p-bench"))
+        .await
+        .expect("connects");
+    // Unary: 64 concurrent publishers on one channel.
+    let n = 20_000usize;
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..64 {
+        let p = p.clone();
+        tasks.spawn(async move {
+            for i in (w..n).step_by(64) {
+                p.publish("bench-unary", text_event(format!("u{i}")))
+                    .await
+                    .expect("publish");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let unary = n as f64 / started.elapsed().as_secs_f64();
+    // Batches of 100, 8 concurrent.
+    let batches = 1000usize;
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let p = p.clone();
+        tasks.spawn(async move {
+            let events: Vec<CloudEvent> = (0..100).map(|i| text_event(format!("b{i}"))).collect();
+            for _ in (w..batches).step_by(8) {
+                p.publish_batch("bench-batch", &events)
+                    .await
+                    .expect("batch");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let batched = (batches * 100) as f64 / started.elapsed().as_secs_f64();
+    // Stream delivery latency: publish acknowledged → handler called, one at a time.
+    let (sub, mut rx) = collecting(sdk(&h, "g-bench"), "bench-lat", C).await;
+    let mut lat = Vec::new();
+    for i in 0..2000 {
+        let t = std::time::Instant::now();
+        p.publish("bench-lat", text_event(format!("l{i}")))
+            .await
+            .expect("publish");
+        next(&mut rx).await;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let pct = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize].as_micros();
+    println!(
+        "grpc unary publish: {unary:.0} events/s; batch(100) publish: {batched:.0} events/s; \
+         publish-to-handler latency p50 {} us, p99 {} us",
+        pct(0.5),
+        pct(0.99)
+    );
+    sub.close().await;
+    h.shutdown().await;
+}
