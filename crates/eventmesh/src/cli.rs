@@ -133,18 +133,27 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "IP:PORT", env = "EVENTMESH_ADMIN__LISTEN")]
     pub(crate) admin_listen: Option<String>,
     /// The event store (storage.type).
-    #[arg(long, value_name = "embedded|memory", env = "EVENTMESH_STORAGE__TYPE")]
+    #[arg(
+        long,
+        value_name = "embedded|memory|nats|redis|rabbitmq",
+        env = "EVENTMESH_STORAGE__TYPE"
+    )]
     pub(crate) store: Option<String>,
+    /// The broker URL of a broker store (storage.url), e.g. `nats://h1:4222,h2:4222`,
+    /// `redis://h:6379`, `amqp://user:pass@h:5672/vhost`.
+    #[arg(long, value_name = "URL", env = "EVENTMESH_STORAGE__URL")]
+    pub(crate) store_url: Option<String>,
 }
 
 /// (flag id, flag name, config key) of every flag that sets a key.
-const KEY_FLAGS: [(&str, &str, &str); 6] = [
+const KEY_FLAGS: [(&str, &str, &str); 7] = [
     ("data_dir", "--data-dir", "node.data_dir"),
     ("tcp_listen", "--tcp-listen", "server.tcp.listen"),
     ("http_listen", "--http-listen", "server.http.listen"),
     ("grpc_listen", "--grpc-listen", "server.grpc.listen"),
     ("admin_listen", "--admin-listen", "admin.listen"),
     ("store", "--store", "storage.type"),
+    ("store_url", "--store-url", "storage.url"),
 ];
 
 impl ServeArgs {
@@ -215,6 +224,24 @@ mod tests {
         assert_eq!(
             loaded.sources["admin.listen"],
             Origin::Flag("--admin-listen".into())
+        );
+    }
+
+    #[test]
+    fn store_url_flag_sets_the_storage_url() {
+        let (args, m) = parse(&[
+            "eventmesh",
+            "serve",
+            "--store",
+            "nats",
+            "--store-url",
+            "nats://127.0.0.1:4333",
+        ]);
+        let loaded = args.loader(&m).load_with_sources().unwrap();
+        assert_eq!(loaded.config.storage.url, "nats://127.0.0.1:4333");
+        assert_eq!(
+            loaded.sources["storage.url"],
+            Origin::Flag("--store-url".into())
         );
     }
 
