@@ -75,7 +75,8 @@ async fn publishes_are_checked() {
         "limit",
     );
     // Over the message limit: tonic refuses it before it is read.
-    let status = p.clone()
+    let status = p
+        .clone()
         .publish(publish_msg("t", &"x".repeat(200 * 1024)))
         .await
         .expect_err("too large");
