@@ -1,8 +1,9 @@
 //! A third-party CloudEvents client against the HTTP server: the Python `cloudevents` SDK runs
 //! `scripts/http-cloudevents-interop.py` (binary, structured and batched publishes, binary
 //! pushes parsed by the SDK). Needs a Python with `cloudevents` 2.x: `EVENTMESH_PYTHON`, else
-//! `python3`. When neither has the SDK the test says so and passes; `scripts/http-interop` makes
-//! a venv with it and runs this test.
+//! the venv `scripts/install-deps` makes (`/var/tmp/eventmesh-py-venv`), else `python3`. When
+//! none has the SDK the test says so and passes; `scripts/http-interop` makes the venv and runs
+//! this test, requiring it.
 
 mod http_common;
 
@@ -12,10 +13,10 @@ use std::process::Stdio;
 use http_common::*;
 
 fn python() -> Option<String> {
-    let candidates = std::env::var("EVENTMESH_PYTHON")
-        .ok()
-        .into_iter()
-        .chain(["python3".to_owned()]);
+    let candidates = std::env::var("EVENTMESH_PYTHON").ok().into_iter().chain([
+        "/var/tmp/eventmesh-py-venv/bin/python".to_owned(),
+        "python3".to_owned(),
+    ]);
     for p in candidates {
         let ok = std::process::Command::new(&p)
             .args(["-c", "import cloudevents.v1.http"])
