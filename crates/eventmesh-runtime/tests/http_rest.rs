@@ -150,6 +150,26 @@ async fn should_serve_every_rest_path() {
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.body);
+    // The HTTP metrics are on the admin listener.
+    let metrics = http
+        .send(
+            "GET",
+            &format!("http://{}/metrics", h.admin_addr()),
+            &[],
+            "",
+        )
+        .await;
+    for needle in [
+        "eventmesh_http_requests_total{route=\"subscribe_local\",status=\"200\"}",
+        "eventmesh_http_requests_total{route=\"unknown\",status=\"404\"}",
+        "eventmesh_http_connections_total{outcome=\"accepted\"}",
+    ] {
+        assert!(
+            metrics.body.contains(needle),
+            "{needle} missing from:\n{}",
+            metrics.body
+        );
+    }
     h.shutdown().await;
 }
 

@@ -147,6 +147,18 @@ async fn should_dead_letter_after_the_attempts_and_at_once_on_410() {
         assert_eq!(gone.next().await.content(), id);
     }
     assert_eq!(gone.count(), 3);
+    let metrics = http
+        .send(
+            "GET",
+            &format!("http://{}/metrics", h.admin_addr()),
+            &[],
+            "",
+        )
+        .await;
+    for outcome in ["done", "retry", "dead_letter"] {
+        let needle = format!("eventmesh_webhook_pushes_total{{outcome=\"{outcome}\"}}");
+        assert!(metrics.body.contains(&needle), "{needle} missing");
+    }
     h.shutdown().await;
 }
 
