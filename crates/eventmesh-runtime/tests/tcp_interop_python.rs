@@ -11,8 +11,8 @@ use std::process::Command;
 async fn an_independent_python_client_passes_every_check() {
     let (node, _dir) = tcp_common::start(|_| {}).await;
     let addr = node.tcp_addr().expect("TCP is enabled");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../scripts/interop/tcp_raw_client.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/interop/tcp_raw_client.py");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(&script)

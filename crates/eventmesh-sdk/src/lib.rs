@@ -76,9 +76,9 @@ mod error;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 
+pub mod http;
 pub mod reconnect;
 pub mod tcp;
-pub mod http;
 
 pub use config::{
     ClientConfig, ClientConfigBuilder, DEFAULT_ADDRESS, DEFAULT_CONNECT_TIMEOUT,
