@@ -27,6 +27,8 @@ pub(crate) enum Command {
     /// Subscribes to a topic over TCP, or HTTP with --http (a webhook), and prints each event
     /// received, one per line.
     Sub(SubArgs),
+    /// Measures throughput and latency of a running mesh (see `eventmesh bench --help`).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// The body format of events on the wire.

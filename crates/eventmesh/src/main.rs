@@ -5,6 +5,7 @@
 //! in use, store corrupt, port taken, …) or stopped because a critical task failed; 2 for a bad
 //! command line or configuration (every problem is listed on stderr).
 
+mod bench;
 mod cli;
 mod client;
 mod http_client;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         }
         Command::Pub(args) => run_client(client::publish(args)),
         Command::Sub(args) => run_client(client::subscribe(args)),
+        Command::Bench(args) => bench::main(&args),
     }
 }
 

@@ -1,0 +1,289 @@
+//! Running a scenario: subscribers first, then the paced publishers, then the drain.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use eventmesh_sdk::{
+    Client, ClientConfig, CloudEvent, Delivery, Purpose, SubscriptionMode, SubscriptionType,
+};
+use parking_lot::Mutex;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::pacing::{Pacer, payload};
+use crate::progress::{Counters, Progress};
+use crate::report::{Report, Tally};
+use crate::{BenchConfig, BenchError, Latency, Limit, Mode, Scenario};
+
+const SOURCE: &str = "/eventmesh-bench";
+const EVENT_TYPE: &str = "eventmesh.bench";
+const SUBSYSTEM: &str = "eventmesh-bench";
+/// How long a publish or request may wait for its answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the drain checks the delivered count.
+const POLL: Duration = Duration::from_millis(5);
+
+/// Runs `config` against the mesh and reports what it measured.
+///
+/// # Errors
+/// [`BenchError::Config`] or [`BenchError::Unsupported`] for bad settings,
+/// [`BenchError::Client`] when a client cannot connect or subscribe. Failed publishes during the
+/// run are counted in [`Report::errors`], not returned.
+pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
+    config.validate()?;
+    let topic = config
+        .topic
+        .clone()
+        .unwrap_or_else(|| format!("bench-{:016x}", rand::random::<u64>()));
+    let counters = Arc::new(Counters::default());
+    let clock = Arc::new(Pacer::new(None, Limit::Count(0)));
+    // Nanoseconds after the clock's start of the last delivery.
+    let last_delivery = Arc::new(AtomicU64::new(0));
+
+    let mut subscribers = Vec::new();
+    if config.scenario != Scenario::Pub {
+        for n in 0..config.subscribers {
+            let sub = subscribe(&config, &topic, n, &clock, &counters, &last_delivery).await?;
+            subscribers.push(sub);
+        }
+        info!(message = "Subscribed.", topic = %topic, subscribers = subscribers.len());
+    }
+
+    let progress = Progress::start(config.progress, counters.clone(), config.limit);
+    let pacer = Arc::new(clock.restart(config.rate, config.limit));
+    let mut latency = Latency::new()?;
+
+    let mut publishers = Vec::new();
+    let mut workers = JoinSet::new();
+    if config.scenario != Scenario::Sub {
+        for n in 0..config.publishers {
+            let client = connect(&config, format!("{topic}-pub"), Purpose::Pub, n).await?;
+            for _ in 0..config.window {
+                workers.spawn(publish_worker(
+                    client.clone(),
+                    config.clone(),
+                    topic.clone(),
+                    pacer.clone(),
+                    counters.clone(),
+                ));
+            }
+            publishers.push(client);
+        }
+    }
+    while let Some(done) = workers.join_next().await {
+        let worker = done.map_err(|e| BenchError::Task(e.to_string()))??;
+        latency.merge(&worker)?;
+    }
+    let published_at = pacer.start().elapsed();
+    for client in &publishers {
+        client.close().await;
+    }
+
+    let (published, _, _) = counters.get();
+    let elapsed = match config.scenario {
+        Scenario::Pub | Scenario::RequestReply => published_at,
+        Scenario::PubSub | Scenario::Fanout => {
+            let fan = match effective_mode(&config) {
+                Mode::Clustering => 1,
+                Mode::Broadcasting => u64::try_from(config.subscribers).unwrap_or(u64::MAX),
+            };
+            drain(&counters, published.saturating_mul(fan), config.drain).await;
+            last_delivery_since(&clock, &pacer, &last_delivery).max(published_at)
+        }
+        Scenario::Sub => {
+            match config.limit {
+                Limit::Count(n) => drain(&counters, n, config.drain).await,
+                Limit::Duration(d) => tokio::time::sleep(d).await,
+            }
+            pacer.start().elapsed()
+        }
+    };
+    progress.finish().await;
+
+    for (client, hist) in &subscribers {
+        client.close().await;
+        latency.merge(&hist.lock())?;
+    }
+    let (published, delivered, errors) = counters.get();
+    let tally = Tally {
+        topic,
+        published,
+        delivered,
+        errors,
+        elapsed,
+        latency,
+    };
+    Ok(Report::new(&config, &tally))
+}
+
+fn effective_mode(config: &BenchConfig) -> Mode {
+    match config.scenario {
+        Scenario::Fanout => Mode::Broadcasting,
+        Scenario::RequestReply => Mode::Clustering,
+        _ => config.mode,
+    }
+}
+
+/// The time from the publishers' start to the last delivery.
+fn last_delivery_since(clock: &Pacer, pacer: &Pacer, last: &AtomicU64) -> Duration {
+    let last = clock.start() + Duration::from_nanos(last.load(Ordering::Relaxed));
+    last.saturating_duration_since(pacer.start())
+}
+
+/// Waits until `expected` events are delivered, or none has come for `patience`.
+async fn drain(counters: &Counters, expected: u64, patience: Duration) {
+    let mut seen = counters.delivered.load(Ordering::Relaxed);
+    let mut since = Instant::now();
+    loop {
+        let now = counters.delivered.load(Ordering::Relaxed);
+        if now >= expected {
+            return;
+        }
+        if now != seen {
+            seen = now;
+            since = Instant::now();
+        } else if since.elapsed() >= patience {
+            warn!(
+                message = "Deliveries stopped before every event arrived.",
+                delivered = now,
+                expected
+            );
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn connect(
+    config: &BenchConfig,
+    group: String,
+    purpose: Purpose,
+    n: usize,
+) -> Result<Client, BenchError> {
+    let client_config = ClientConfig::builder(config.addr.clone(), group)
+        .purpose(purpose)
+        .subsystem(SUBSYSTEM)
+        .request_timeout(CALL_TIMEOUT)
+        .max_in_flight(config.window.saturating_add(8))
+        .build()
+        .map_err(|source| BenchError::Client {
+            context: "building the client configuration".into(),
+            source,
+        })?;
+    Client::connect(client_config)
+        .await
+        .map_err(|source| BenchError::Client {
+            context: format!("connecting {} {n} to {}", purpose.as_str(), config.addr),
+            source,
+        })
+}
+
+type Subscriber = (Client, Arc<Mutex<Latency>>);
+
+async fn subscribe(
+    config: &BenchConfig,
+    topic: &str,
+    n: usize,
+    clock: &Arc<Pacer>,
+    counters: &Arc<Counters>,
+    last_delivery: &Arc<AtomicU64>,
+) -> Result<Subscriber, BenchError> {
+    let client = connect(config, format!("{topic}-sub"), Purpose::Sub, n).await?;
+    let hist = Arc::new(Mutex::new(Latency::new()?));
+    let mode = match effective_mode(config) {
+        Mode::Clustering => SubscriptionMode::Clustering,
+        Mode::Broadcasting => SubscriptionMode::Broadcasting,
+    };
+    let result = if config.scenario == Scenario::RequestReply {
+        let handler = move |delivery: Delivery| {
+            let data = delivery.event.data.unwrap_or_default();
+            async move {
+                Ok(CloudEvent::new("reply", SOURCE, "eventmesh.bench.reply")
+                    .with_data("text/plain", data))
+            }
+        };
+        client
+            .subscribe(topic, mode, SubscriptionType::Sync, handler)
+            .await
+    } else {
+        let (clock, counters, last, hist) = (
+            clock.clone(),
+            counters.clone(),
+            last_delivery.clone(),
+            hist.clone(),
+        );
+        let handler = move |delivery: Delivery| {
+            if let Some(latency) = delivery
+                .event
+                .data
+                .as_deref()
+                .and_then(|data| clock.latency_of(data))
+            {
+                hist.lock().record(latency);
+            }
+            counters.delivered.fetch_add(1, Ordering::Relaxed);
+            let at = u64::try_from(clock.start().elapsed().as_nanos()).unwrap_or(u64::MAX);
+            last.fetch_max(at, Ordering::Relaxed);
+            async { Ok(()) }
+        };
+        client
+            .subscribe(topic, mode, SubscriptionType::Async, handler)
+            .await
+    };
+    result.map_err(|source| BenchError::Client {
+        context: format!("subscribing {n} to {topic}"),
+        source,
+    })?;
+    Ok((client, hist))
+}
+
+/// One window slot of a publisher: takes tickets, sends each when due, and awaits its answer.
+async fn publish_worker(
+    client: Client,
+    config: BenchConfig,
+    topic: String,
+    pacer: Arc<Pacer>,
+    counters: Arc<Counters>,
+) -> Result<Latency, BenchError> {
+    let mut latency = Latency::new()?;
+    // Behind schedule, overdue tickets are still sent (open loop), but not forever.
+    let hard_stop = match config.limit {
+        Limit::Duration(d) => Some(pacer.start() + d + config.drain),
+        Limit::Count(_) => None,
+    };
+    while let Some(ticket) = pacer.next_ticket() {
+        if hard_stop.is_some_and(|stop| Instant::now() >= stop) {
+            break;
+        }
+        tokio::time::sleep_until(ticket.due.into()).await;
+        let data = payload(pacer.wall_ns(ticket.due), config.size);
+        let event = CloudEvent::new(ticket.index.to_string(), SOURCE, EVENT_TYPE)
+            .with_data("text/plain", data);
+        let outcome = match config.scenario {
+            Scenario::RequestReply => client.request(&topic, event, CALL_TIMEOUT).await.map(drop),
+            _ => client.publish(&topic, event).await,
+        };
+        match outcome {
+            Ok(()) => {
+                counters.published.fetch_add(1, Ordering::Relaxed);
+                match config.scenario {
+                    Scenario::Pub => latency.record(ticket.due.elapsed()),
+                    Scenario::RequestReply => {
+                        latency.record(ticket.due.elapsed());
+                        counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+            Err(error) => {
+                if counters.errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                    warn!(message = "Publish failed (further failures are logged at debug).", %error);
+                } else {
+                    debug!(message = "Publish failed.", %error);
+                }
+            }
+        }
+    }
+    Ok(latency)
+}

@@ -1,0 +1,205 @@
+//! `eventmesh bench`: the flags, and running `eventmesh-bench` on a multi-threaded runtime.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use eventmesh_bench::{BenchConfig, BenchError, Limit, Mode, Scenario, Transport};
+
+use crate::cli::ModeArg;
+
+/// The scenario to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ScenarioArg {
+    /// Publishers only; latency is publish to acknowledgement.
+    Pub,
+    /// Subscribers only, on --topic (events published by another process).
+    Sub,
+    /// Publishers and subscribers, end to end; latency is publish to delivery.
+    Pubsub,
+    /// Requests answered by SYNC subscribers; latency is request to reply.
+    RequestReply,
+    /// Publishers and a BROADCASTING group: every subscriber gets every event.
+    Fanout,
+}
+
+/// The client protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TransportArg {
+    /// The EventMesh TCP protocol.
+    Tcp,
+    /// HTTP (not implemented yet).
+    Http,
+    /// gRPC (not implemented yet).
+    Grpc,
+}
+
+/// Flags of `bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The scenario.
+    #[arg(value_enum)]
+    pub(crate) scenario: ScenarioArg,
+    /// The client protocol (only tcp is implemented yet).
+    #[arg(long, value_enum, default_value = "tcp")]
+    pub(crate) protocol: TransportArg,
+    /// The mesh's address.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:10000")]
+    pub(crate) addr: String,
+    /// Event data size in bytes (a `k`/`KiB` suffix multiplies by 1024; at least 20).
+    #[arg(long, value_name = "BYTES", default_value = "128", value_parser = parse_size)]
+    pub(crate) size: usize,
+    /// Publish this many events in all, then stop.
+    #[arg(long, value_name = "N", conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
+    /// Publish for this long (default 10s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Option<Duration>,
+    /// Publisher connections.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) publishers: usize,
+    /// Subscriber connections.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) subscribers: usize,
+    /// Target rate of all publishers together, in events/s, open loop (latency is measured
+    /// from each event's scheduled send time). Default: as fast as the window allows.
+    #[arg(long, value_name = "EVENTS_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) rate: Option<u64>,
+    /// How the subscribers' group shares the topic.
+    #[arg(long, value_enum, default_value = "clustering")]
+    pub(crate) mode: ModeArg,
+    /// Un-acknowledged publishes (or requests) per publisher connection.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub(crate) window: usize,
+    /// The topic (default: a fresh `bench-<random>` topic; `sub` needs one).
+    #[arg(long)]
+    pub(crate) topic: Option<String>,
+    /// How long to wait for deliveries still in flight after publishing ends.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) drain: Duration,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
+
+/// `1024`, `1k`, `1KiB`, `4kb` (all multiples of 1024 for the suffixes).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let lower = s.to_ascii_lowercase();
+    let (digits, factor) = ["kib", "kb", "k"]
+        .iter()
+        .find_map(|suffix| lower.strip_suffix(suffix).map(|d| (d.to_owned(), 1024)))
+        .unwrap_or((lower, 1));
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size in bytes (e.g. 128, 1KiB)"))?;
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+impl BenchArgs {
+    fn config(&self) -> BenchConfig {
+        let scenario = match self.scenario {
+            ScenarioArg::Pub => Scenario::Pub,
+            ScenarioArg::Sub => Scenario::Sub,
+            ScenarioArg::Pubsub => Scenario::PubSub,
+            ScenarioArg::RequestReply => Scenario::RequestReply,
+            ScenarioArg::Fanout => Scenario::Fanout,
+        };
+        let mut c = BenchConfig::new(scenario);
+        c.transport = match self.protocol {
+            TransportArg::Tcp => Transport::Tcp,
+            TransportArg::Http => Transport::Http,
+            TransportArg::Grpc => Transport::Grpc,
+        };
+        c.addr.clone_from(&self.addr);
+        c.size = self.size;
+        c.limit = match (self.count, self.duration) {
+            (Some(n), _) => Limit::Count(n),
+            (None, Some(d)) => Limit::Duration(d),
+            (None, None) => Limit::Duration(Duration::from_secs(10)),
+        };
+        c.publishers = self.publishers;
+        c.subscribers = self.subscribers;
+        c.rate = self.rate;
+        c.mode = match self.mode {
+            ModeArg::Clustering => Mode::Clustering,
+            ModeArg::Broadcasting => Mode::Broadcasting,
+        };
+        c.window = self.window;
+        c.topic.clone_from(&self.topic);
+        c.drain = self.drain;
+        c.progress = !self.quiet;
+        c
+    }
+}
+
+/// Runs `eventmesh bench`: exit 0 with the report on stdout; 2 for bad settings; 1 when the
+/// mesh cannot be reached or nothing was counted.
+pub(crate) fn main(args: &BenchArgs) -> ExitCode {
+    let config = args.config();
+    if let Err(e) = config.validate() {
+        eprintln!("eventmesh bench: {e}");
+        return ExitCode::from(crate::EXIT_CONFIG);
+    }
+    let log = eventmesh_config::LogConfig {
+        level: std::env::var("EVENTMESH_LOG__LEVEL").unwrap_or_else(|_| "warn".to_owned()),
+        ..eventmesh_config::LogConfig::default()
+    };
+    if let Err(e) = eventmesh_runtime::telemetry::init_logging(&log) {
+        eprintln!("eventmesh bench: cannot set up logging: {e}");
+        return ExitCode::from(crate::EXIT_FAILURE);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("eventmesh-bench")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("eventmesh bench: cannot start the Tokio runtime: {e}");
+            return ExitCode::from(crate::EXIT_FAILURE);
+        }
+    };
+    let result = rt.block_on(eventmesh_bench::run(config));
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{report}");
+            }
+            if report.published == 0 && report.delivered == 0 {
+                eprintln!("eventmesh bench: no event was published or delivered");
+                return ExitCode::from(crate::EXIT_FAILURE);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ (BenchError::Config(_) | BenchError::Unsupported(_))) => {
+            eprintln!("eventmesh bench: {e}");
+            ExitCode::from(crate::EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("eventmesh bench: {e}");
+            ExitCode::from(crate::EXIT_FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_kib_suffixes() {
+        assert_eq!(parse_size("128"), Ok(128));
+        assert_eq!(parse_size("1KiB"), Ok(1024));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert!(parse_size("big").is_err());
+    }
+}

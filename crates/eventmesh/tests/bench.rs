@@ -1,0 +1,178 @@
+//! `eventmesh bench` (the real binary, as a child process) against a runtime in-process on
+//! port 0: each TCP scenario runs briefly and prints one JSON report with counts above zero.
+//! No timing is asserted.
+
+use std::process::{Command, Output, Stdio};
+
+use eventmesh_config::{Config, StorageKind};
+use eventmesh_runtime::{Runtime, RuntimeHandle};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eventmesh");
+
+/// A node on the memory store with every listener on port 0, on its own Tokio runtime.
+struct Node {
+    rt: tokio::runtime::Runtime,
+    handle: Option<RuntimeHandle>,
+    tcp: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start() -> Node {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut c = Config::default();
+        c.node.data_dir = dir.path().to_path_buf();
+        let any = "127.0.0.1:0".parse().expect("an address");
+        c.admin.listen = any;
+        c.server.tcp.listen = any;
+        c.server.http.listen = any;
+        c.server.grpc.listen = any;
+        c.server.mqtt.listen = any;
+        c.storage.kind = StorageKind::Memory;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let handle = rt.block_on(async {
+            let h = Runtime::start(c).await.expect("the node starts");
+            assert!(h.wait_ready().await);
+            h
+        });
+        let tcp = handle.tcp_addr().expect("TCP is on").to_string();
+        Node {
+            rt,
+            handle: Some(handle),
+            tcp,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.rt.block_on(h.shutdown());
+        }
+    }
+}
+
+fn bench(args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("EVENTMESH_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("bench")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run eventmesh bench")
+}
+
+/// The JSON report of a successful run.
+fn report(args: &[&str]) -> serde_json::Value {
+    let out = bench(args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    for field in [
+        "events_per_sec",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "p999_us",
+        "max_us",
+    ] {
+        assert!(
+            v[field].as_f64().is_some_and(|x| x > 0.0),
+            "{field} missing or zero: {v}"
+        );
+    }
+    let counted: &[&str] = if v["scenario"] == "pub" {
+        &["published", "samples"]
+    } else {
+        &["published", "delivered", "samples"]
+    };
+    for &field in counted {
+        assert!(
+            v[field].as_u64().is_some_and(|n| n > 0),
+            "{field} missing or zero: {v}"
+        );
+    }
+    assert_eq!(v["errors"], 0, "{v}");
+    v
+}
+
+#[test]
+fn should_report_pubsub_end_to_end() {
+    let node = Node::start();
+    let v = report(&[
+        "pubsub",
+        "--protocol",
+        "tcp",
+        "--size",
+        "128",
+        "--duration",
+        "2s",
+        "--addr",
+        &node.tcp,
+        "--json",
+    ]);
+    assert_eq!(v["scenario"], "pubsub");
+    assert_eq!(v["latency"], "publish-to-delivery");
+    assert_eq!(v["published"], v["delivered"], "{v}");
+}
+
+#[test]
+fn should_pace_an_open_loop_rate() {
+    let node = Node::start();
+    let v = report(&[
+        "pubsub",
+        "--duration",
+        "2s",
+        "--rate",
+        "500",
+        "--publishers",
+        "2",
+        "--addr",
+        &node.tcp,
+        "--json",
+    ]);
+    assert_eq!(v["rate"], 500);
+    // 500/s for 2 s is 1,000 scheduled events, all sent however late.
+    assert_eq!(v["published"], 1000, "{v}");
+}
+
+#[test]
+fn should_report_request_reply_and_pub() {
+    let node = Node::start();
+    let v = report(&[
+        "request-reply",
+        "--duration",
+        "1s",
+        "--window",
+        "8",
+        "--addr",
+        &node.tcp,
+        "--json",
+    ]);
+    assert_eq!(v["latency"], "request-to-reply");
+    let v = report(&["pub", "--count", "500", "--addr", &node.tcp, "--json"]);
+    assert_eq!(v["published"], 500, "{v}");
+}
+
+#[test]
+fn should_refuse_protocols_not_implemented_yet() {
+    let out = bench(&["pubsub", "--protocol", "http", "--duration", "1s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not implemented yet"), "{stderr}");
+}
