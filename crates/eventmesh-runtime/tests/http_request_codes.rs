@@ -271,7 +271,7 @@ async fn should_answer_101_with_the_reply_a_106_webhook_sent_back_with_301() {
             &[("topic", "rr-none"), ("content", "x"), ("ttl", "200")],
         )
         .await;
-    assert_eq!((r.status, r.ret_code()), (504, 4), "{}", r.body);
+    assert_eq!((r.status, r.ret_code()), (200, 4), "{}", r.body);
     h.shutdown().await;
 }
 
@@ -356,7 +356,7 @@ async fn should_heartbeat_unsubscribe_and_expire_silent_urls() {
             &[("url", &url), ("consumerGroup", "hb-g"), ("topic", &names)],
         )
         .await;
-    assert_eq!((r.status, r.ret_code()), (422, 19), "{}", r.body);
+    assert_eq!((r.status, r.ret_code()), (200, 19), "{}", r.body);
 
     // Subscribed again and left silent: it expires.
     let r = http

@@ -117,6 +117,41 @@ async fn should_serve_every_rest_path() {
         .await;
     assert_eq!(q.json()["subscriptions"], json!([]));
 
+    // A filter belongs to the (group, topic): it is listed, and another one is a conflict.
+    subscribe(
+        &http,
+        &base,
+        &rx.url(),
+        "rest-f",
+        "rest-ft",
+        "CLUSTERING",
+        &[("filter", json!("type = 'a'"))],
+    )
+    .await;
+    let q = http
+        .send(
+            "GET",
+            &format!("{base}/eventmesh/subscription/query"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(
+        q.json()["subscriptions"][0]["filter"],
+        "type = 'a'",
+        "{}",
+        q.body
+    );
+    let body = json!({"url": rx.url(), "consumerGroup": "rest-f", "topic": [{"topic": "rest-ft", "filter": "type = 'b'"}]});
+    let r = http
+        .post(
+            &format!("{base}/eventmesh/subscribe/local"),
+            &[],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!((r.status, r.ret_code()), (409, 19), "{}", r.body);
+
     // Not implemented, unknown, malformed.
     for p in ["subscribe/remote", "unsubscribe/remote", "bridge/publish"] {
         let r = http.post(&format!("{base}/eventmesh/{p}"), &[], "{}").await;

@@ -12,6 +12,11 @@
 //! | 207 | unsubscribe: `url`, `consumerGroup`, `topic` = `["T1", …]` |
 //! | 301 | reply to a request: `origtopic`, `bizseqno`, `uniqueid`, `content`, `extFields` |
 //!
+//! Answers: success is 200 with retCode 0; a malformed request (missing or unknown code, bad
+//! header, missing or malformed field, body or event too large, multipart) is a 4xx with the
+//! retCode; any other failure is 200 with its retCode, as the Java runtime answers (the Java SDK
+//! turns non-2xx answers into a bare status error and reads the retCode of 2xx ones only).
+//!
 //! Form keys are matched case-insensitively. Events follow the Java `eventmeshmessage` adaptor:
 //! `id` = `bizseqno`, `subject` = `topic`, `type` = `eventmeshmessage`, `source` = `/`, `data` =
 //! `content`, the client headers, `bizseqno`, `uniqueid`, `ttl`, `tag` and every `extFields`
@@ -186,7 +191,13 @@ pub(super) async fn handle(ctx: &HttpContext, req: Request) -> Response {
     .await;
     match result {
         Ok(msg) => legacy(ctx, StatusCode::OK, &code_text, 0, msg),
-        Err(f) => {
+        Err(mut f) => {
+            // Malformed requests get a 4xx; a request the mesh understood but could not carry
+            // out (overload, storage, timeout, conflicts, ACL) gets 200 with its retCode, as
+            // Java answers: the Java SDK reads the retCode of 2xx answers only.
+            if !matches!(f.status.as_u16(), 400 | 401 | 413 | 415) {
+                f.status = StatusCode::OK;
+            }
             tracing::debug!(message = "HTTP request failed.", code = %code_text, status = f.status.as_u16(), ret_code = f.ret_code, error = %f.message, transport = "http");
             legacy_failure(ctx, &code_text, f)
         }
@@ -514,8 +525,9 @@ impl Legacy<'_> {
 
     async fn subscribe(&self) -> Result<String, Failure> {
         let f = &self.fields;
-        let req = subscribe_request(f, self.headers)?;
-        self.ctx.webhooks.subscribe(req).await?;
+        for (req, filter) in subscribe_request(f, self.headers)? {
+            self.ctx.webhooks.subscribe_filtered(req, filter).await?;
+        }
         Ok("success".to_owned())
     }
 
@@ -571,11 +583,11 @@ fn reply_message(topic: &Topic, reply: &CloudEvent) -> String {
 pub(crate) fn subscribe_request(
     f: &Fields,
     headers: &HeaderMap,
-) -> Result<SubscribeRequest, Failure> {
+) -> Result<Vec<(SubscribeRequest, Option<String>)>, Failure> {
     let url = f.required("url")?.trim().to_owned();
     let group = parse_group(f.required("consumerGroup")?, "consumerGroup")?;
     let items = match f.json("topic")? {
-        Some(v) => webhook::topic_items(&v)?,
+        Some(v) => webhook::topic_items(&v, f.get("filter"))?,
         None => return Err(FieldError::Missing("topic").into()),
     };
     let format = match f.get("format") {
@@ -593,14 +605,25 @@ pub(crate) fn subscribe_request(
     let push_rate = f
         .u64("pushRate")?
         .map(|v| u32::try_from(v).unwrap_or(u32::MAX));
-    Ok(SubscribeRequest {
-        url,
-        group,
-        items,
-        format,
-        max_in_flight,
-        push_rate,
-    })
+    // One subscribe per distinct filter (a filter belongs to the (group, topic)).
+    let mut by_filter: Vec<(SubscribeRequest, Option<String>)> = Vec::new();
+    for (item, filter) in items {
+        match by_filter.iter_mut().find(|(_, f)| *f == filter) {
+            Some((req, _)) => req.items.push(item),
+            None => by_filter.push((
+                SubscribeRequest {
+                    url: url.clone(),
+                    group: group.clone(),
+                    items: vec![item],
+                    format,
+                    max_in_flight,
+                    push_rate,
+                },
+                filter,
+            )),
+        }
+    }
+    Ok(by_filter)
 }
 
 /// Topic names of an unsubscribe: a JSON array of strings (or of `{topic}` objects).

@@ -45,9 +45,9 @@ pub(super) async fn handle(ctx: &HttpContext, route: Route, req: Request) -> Res
         match route {
             Route::SubscribeLocal => {
                 let f = json_fields(ctx, body).await?;
-                ctx.webhooks
-                    .subscribe(subscribe_request(&f, &parts.headers)?)
-                    .await?;
+                for (req, filter) in subscribe_request(&f, &parts.headers)? {
+                    ctx.webhooks.subscribe_filtered(req, filter).await?;
+                }
                 Ok(Map::new())
             }
             Route::UnsubscribeLocal => {

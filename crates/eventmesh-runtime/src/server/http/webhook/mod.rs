@@ -131,9 +131,13 @@ pub struct SubscribeRequest {
     pub push_rate: Option<u32>,
 }
 
-/// Topic items from JSON: an array of `{"topic","mode","type"}` objects (keys in any case;
-/// mode and type default to CLUSTERING and ASYNC) or of topic names.
-pub(crate) fn topic_items(v: &Value) -> Result<Vec<TopicItem>, FieldError> {
+/// Topic items from JSON, each with its filter: an array of `{"topic","mode","type","filter"}`
+/// objects (keys in any case; mode and type default to CLUSTERING and ASYNC, the filter to
+/// `default_filter`) or of topic names.
+pub(crate) fn topic_items(
+    v: &Value,
+    default_filter: Option<&str>,
+) -> Result<Vec<(TopicItem, Option<String>)>, FieldError> {
     let Value::Array(items) = v else {
         return Err(FieldError::invalid(
             "topic",
@@ -147,10 +151,11 @@ pub(crate) fn topic_items(v: &Value) -> Result<Vec<TopicItem>, FieldError> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let (name, mode, ty) = match item {
-                Value::String(s) => (s.clone(), None, None),
+            let (name, mode, ty, filter) = match item {
+                Value::String(s) => (s.clone(), None, None, None),
                 Value::Object(o) => {
                     let f = Fields::from_json_object(o);
+                    let filter = f.get("filter").map(str::to_owned);
                     let name = f
                         .get("topic")
                         .ok_or_else(|| {
@@ -161,6 +166,7 @@ pub(crate) fn topic_items(v: &Value) -> Result<Vec<TopicItem>, FieldError> {
                         name,
                         f.get("mode").map(str::to_owned),
                         f.get("type").map(str::to_owned),
+                        filter,
                     )
                 }
                 _ => {
@@ -190,7 +196,10 @@ pub(crate) fn topic_items(v: &Value) -> Result<Vec<TopicItem>, FieldError> {
                     )
                 })?,
             };
-            Ok(TopicItem { topic, mode, ty })
+            let filter = filter
+                .or_else(|| default_filter.map(str::to_owned))
+                .filter(|f| !f.trim().is_empty());
+            Ok((TopicItem { topic, mode, ty }, filter))
         })
         .collect()
 }
@@ -218,6 +227,9 @@ pub struct SubscriptionInfo {
     /// The pace asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_rate: Option<u32>,
+    /// The CloudEvents SQL filter of the (group, topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 type SubKey = (GroupName, Topic);
@@ -225,6 +237,7 @@ type SubKey = (GroupName, Topic);
 struct Sub {
     mode: SubscriptionMode,
     ty: SubscriptionType,
+    filter: Option<String>,
     urls: BTreeMap<String, SubscriptionInfo>,
     /// CLUSTERING: the shared URL list of its one pusher.
     targets: Arc<Targets>,
@@ -399,6 +412,18 @@ impl WebhookManager {
     /// Subscribes `req.url` to every topic of `req`; answers once the store positions are
     /// recorded. All or nothing: a failure undoes what this request added.
     pub async fn subscribe(&self, req: SubscribeRequest) -> Result<(), EventMeshError> {
+        self.subscribe_filtered(req, None).await
+    }
+
+    /// [`WebhookManager::subscribe`] with a CloudEvents SQL `filter` for every topic of `req`
+    /// (the filter belongs to the (group, topic): another one for the same group and topic is a
+    /// conflict).
+    pub async fn subscribe_filtered(
+        &self,
+        req: SubscribeRequest,
+        filter: Option<String>,
+    ) -> Result<(), EventMeshError> {
+        let filter = filter.filter(|f| !f.trim().is_empty());
         let uri = parse_url(&req.url)?;
         let port = uri
             .port_u16()
@@ -419,16 +444,19 @@ impl WebhookManager {
         let mut subs = self.subs.lock().await;
         for item in &req.items {
             if let Some(s) = subs.get(&(req.group.clone(), item.topic.clone()))
-                && (s.mode != item.mode || s.ty != item.ty)
+                && (s.mode != item.mode || s.ty != item.ty || s.filter != filter)
             {
                 return Err(EventMeshError::new(
                     ErrorCode::SubscriptionConflict,
                     format!(
-                        "group `{}` already subscribes topic `{}` as {} {} here; use the same mode and type",
+                        "group `{}` already subscribes topic `{}` as {} {} with filter {} here; use the same mode, type and filter",
                         req.group,
                         item.topic,
                         s.mode.as_str(),
-                        s.ty.as_str()
+                        s.ty.as_str(),
+                        s.filter
+                            .as_deref()
+                            .map_or_else(|| "none".to_owned(), |f| format!("`{f}`"))
                     ),
                 ));
             }
@@ -445,6 +473,7 @@ impl WebhookManager {
                 format: req.format,
                 max_in_flight: req.max_in_flight.map(|m| m.clamp(1, cap)),
                 push_rate: req.push_rate,
+                filter: filter.clone(),
             };
             let key = meta_key(&req.group, &item.topic, &req.url);
             let value = Bytes::from(serde_json::to_vec(&info).unwrap_or_default());
@@ -501,9 +530,11 @@ impl WebhookManager {
         let target = Target::new(url.clone(), uri, info.format);
         let window = self.window(info.max_in_flight, info.push_rate);
         let rate = info.push_rate.unwrap_or(self.options.push_rate);
+        let filter = info.filter.clone();
         let sub = subs.entry(key.clone()).or_insert_with(|| Sub {
             mode,
             ty,
+            filter: filter.clone(),
             urls: BTreeMap::new(),
             targets: Arc::new(Targets::default()),
             pushers: HashMap::new(),
@@ -516,8 +547,7 @@ impl WebhookManager {
                     self.start_pusher(
                         group,
                         topic,
-                        mode,
-                        ty,
+                        (mode, ty, filter),
                         sub.targets.clone(),
                         identity,
                         window,
@@ -534,11 +564,19 @@ impl WebhookManager {
             SubscriptionMode::Broadcasting => {
                 let targets = Arc::new(Targets::default());
                 targets.add(target);
-                self.start_pusher(group, topic, mode, ty, targets, url.clone(), window, rate)
-                    .await
-                    .map(|h| {
-                        sub.pushers.insert(Some(url.clone()), h);
-                    })
+                self.start_pusher(
+                    group,
+                    topic,
+                    (mode, ty, filter),
+                    targets,
+                    url.clone(),
+                    window,
+                    rate,
+                )
+                .await
+                .map(|h| {
+                    sub.pushers.insert(Some(url.clone()), h);
+                })
             }
         };
         match started {
@@ -583,8 +621,7 @@ impl WebhookManager {
         &self,
         group: &GroupName,
         topic: &Topic,
-        mode: SubscriptionMode,
-        ty: SubscriptionType,
+        (mode, ty, filter): (SubscriptionMode, SubscriptionType, Option<String>),
         targets: Arc<Targets>,
         identity: String,
         window: usize,
@@ -608,7 +645,7 @@ impl WebhookManager {
                 topic: TopicPattern::Exact(topic.clone()),
                 mode,
                 ty,
-                filter: None,
+                filter,
             },
             endpoint,
         )
@@ -772,15 +809,19 @@ mod tests {
             {"Topic": "b"},
             "c"
         ]);
-        let items = topic_items(&v).unwrap();
+        let items = topic_items(&v, None).unwrap();
         assert_eq!(items.len(), 3);
-        assert_eq!(items[0].mode, SubscriptionMode::Broadcasting);
-        assert_eq!(items[0].ty, SubscriptionType::Sync);
-        assert_eq!(items[1].topic.name(), "b");
-        assert_eq!(items[2].mode, SubscriptionMode::Clustering);
-        assert!(topic_items(&serde_json::json!([{"topic": "a", "mode": "x"}])).is_err());
-        assert!(topic_items(&serde_json::json!("a")).is_err());
-        assert!(topic_items(&serde_json::json!([])).is_err());
+        assert_eq!(items[0].0.mode, SubscriptionMode::Broadcasting);
+        assert_eq!(items[0].0.ty, SubscriptionType::Sync);
+        assert_eq!(items[1].0.topic.name(), "b");
+        assert_eq!(items[2].0.mode, SubscriptionMode::Clustering);
+        let f = serde_json::json!([{"topic": "a", "filter": "type = 'x'"}, "b"]);
+        let items = topic_items(&f, Some("source = '/s'")).unwrap();
+        assert_eq!(items[0].1.as_deref(), Some("type = 'x'"));
+        assert_eq!(items[1].1.as_deref(), Some("source = '/s'"));
+        assert!(topic_items(&serde_json::json!([{"topic": "a", "mode": "x"}]), None).is_err());
+        assert!(topic_items(&serde_json::json!("a"), None).is_err());
+        assert!(topic_items(&serde_json::json!([]), None).is_err());
     }
 
     #[test]
