@@ -295,7 +295,7 @@ pub fn subscription_from_item(
         topic: TopicPattern::Exact(topic),
         mode,
         ty,
-        filter: None,
+        filter: item.filter.clone(),
     })
 }
 
@@ -312,6 +312,7 @@ pub fn item_from_subscription(subscription: &eventmesh_core::Subscription) -> Su
             eventmesh_core::SubscriptionType::Async => SubscriptionType::Async,
             eventmesh_core::SubscriptionType::Sync => SubscriptionType::Sync,
         },
+        filter: subscription.filter.clone(),
     }
 }
 

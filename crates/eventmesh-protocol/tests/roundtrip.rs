@@ -107,7 +107,14 @@ fn subscription() -> impl Strategy<Value = Subscription> {
         SubscriptionType::Unrecognized,
     ]);
     proptest::collection::vec(
-        (text(), mode, ty).prop_map(|(topic, mode, ty)| SubscriptionItem { topic, mode, ty }),
+        (text(), mode, ty, proptest::option::of(text())).prop_map(|(topic, mode, ty, filter)| {
+            SubscriptionItem {
+                topic,
+                mode,
+                ty,
+                filter,
+            }
+        }),
         0..4,
     )
     .prop_map(|topic_list| Subscription { topic_list })

@@ -27,6 +27,11 @@ pub(crate) enum Command {
     /// Subscribes to a topic over TCP, or HTTP with --http (a webhook), and prints each event
     /// received, one per line.
     Sub(SubArgs),
+    /// Works with CloudEvents SQL (CESQL 1.0) filter expressions.
+    Filter {
+        #[command(subcommand)]
+        action: crate::filter::FilterAction,
+    },
     /// Measures throughput and latency of a running mesh (see `eventmesh bench --help`).
     Bench(crate::bench::BenchArgs),
 }
@@ -108,6 +113,10 @@ pub(crate) struct SubArgs {
     /// Exit after this many events (default: run until SIGINT or SIGTERM).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
+    /// Only receive events matching this CESQL expression (TCP only), e.g.
+    /// `type = 'order.created'`; it belongs to the (group, topic).
+    #[arg(long, value_name = "EXPRESSION")]
+    pub(crate) filter: Option<String>,
     /// With --http: where the webhook server listens (port 0 picks a free port).
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
     pub(crate) webhook_listen: std::net::SocketAddr,

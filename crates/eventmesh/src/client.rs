@@ -112,6 +112,10 @@ async fn publish_one(client: &Client, args: &PubArgs, data: &str) -> anyhow::Res
 /// `eventmesh sub`.
 pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
     if args.client.http {
+        anyhow::ensure!(
+            args.filter.is_none(),
+            "--filter is supported over TCP only for now"
+        );
         return crate::http_client::subscribe(args).await;
     }
     let client = Client::connect(config(&args.client, &args.group, Purpose::Sub)?)
@@ -146,7 +150,13 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         }
     };
     client
-        .subscribe(&args.client.topic, mode, SubscriptionType::Async, handler)
+        .subscribe_filtered(
+            &args.client.topic,
+            mode,
+            SubscriptionType::Async,
+            args.filter.as_deref(),
+            handler,
+        )
         .await
         .with_context(|| format!("subscribing to {}", args.client.topic))?;
     tracing::info!(message = "Subscribed.", topic = %args.client.topic, group = %args.group);

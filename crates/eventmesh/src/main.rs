@@ -8,6 +8,7 @@
 mod bench;
 mod cli;
 mod client;
+mod filter;
 mod http_client;
 
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Command::Pub(args) => run_client(client::publish(args)),
         Command::Sub(args) => run_client(client::subscribe(args)),
         Command::Bench(args) => bench::main(&args),
+        Command::Filter { action } => filter::run(action),
     }
 }
 

@@ -110,6 +110,11 @@ pub struct SubscriptionItem {
     /// ASYNC or SYNC.
     #[serde(rename = "type")]
     pub ty: SubscriptionType,
+    /// An EventMesh-rs extension: a CloudEvents SQL (CESQL 1.0) expression; only events it
+    /// matches are pushed, the others are done for the group without delivery. Written only when
+    /// set, so the body stays what Java clients and servers expect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 impl SubscriptionItem {
@@ -120,7 +125,15 @@ impl SubscriptionItem {
             topic: topic.into(),
             mode,
             ty,
+            filter: None,
         }
+    }
+
+    /// The item with a filter expression.
+    #[must_use]
+    pub fn with_filter(mut self, filter: impl Into<String>) -> Self {
+        self.filter = Some(filter.into());
+        self
     }
 
     /// The item a v1.0 client means by a bare topic string. v1.0 derived delivery from the
@@ -135,7 +148,12 @@ impl SubscriptionItem {
             Some(b'3' | b'4') => (SubscriptionMode::Broadcasting, SubscriptionType::Async),
             _ => (SubscriptionMode::Clustering, SubscriptionType::Async),
         };
-        SubscriptionItem { topic, mode, ty }
+        SubscriptionItem {
+            topic,
+            mode,
+            ty,
+            filter: None,
+        }
     }
 }
 
@@ -172,12 +190,15 @@ impl<'de> Deserialize<'de> for SubscriptionItem {
                     mode: SubscriptionMode,
                     #[serde(default = "unrecognized_type", rename = "type")]
                     ty: SubscriptionType,
+                    #[serde(default, deserialize_with = "lenient_opt_string")]
+                    filter: Option<String>,
                 }
                 let o = Obj::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(SubscriptionItem {
                     topic: o.topic.unwrap_or_default(),
                     mode: o.mode,
                     ty: o.ty,
+                    filter: o.filter,
                 })
             }
         }
@@ -226,6 +247,28 @@ mod tests {
             )]
         );
         assert_eq!(serde_json::to_string(&s).unwrap(), json);
+    }
+
+    #[test]
+    fn filters_round_trip_and_are_omitted_when_unset() {
+        let json = r#"{"topicList":[{"topic":"T","mode":"CLUSTERING","type":"ASYNC","filter":"type = 'x'"}]}"#;
+        let s: Subscription = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            s.topic_list,
+            vec![
+                SubscriptionItem::new("T", SubscriptionMode::Clustering, SubscriptionType::Async)
+                    .with_filter("type = 'x'")
+            ]
+        );
+        assert_eq!(serde_json::to_string(&s).unwrap(), json);
+        let plain =
+            SubscriptionItem::new("T", SubscriptionMode::Clustering, SubscriptionType::Async);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("filter"));
+        let null: SubscriptionItem = serde_json::from_str(
+            r#"{"topic":"T","mode":"CLUSTERING","type":"ASYNC","filter":null}"#,
+        )
+        .unwrap();
+        assert_eq!(null.filter, None);
     }
 
     #[test]

@@ -68,15 +68,22 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(id: u32, consumer: ConsumerRef, key: ConsumerKey, shared: &Shared) -> Self {
+    pub(crate) fn new(
+        id: u32,
+        consumer: ConsumerRef,
+        key: ConsumerKey,
+        shared: &Shared,
+        filter: Option<Arc<eventmesh_cesql::Expression>>,
+    ) -> Self {
         let metrics = Arc::new(DispatchMetrics::new(&key));
-        let state = DispatchState::new(
+        let mut state = DispatchState::new(
             key.clone(),
             id,
             shared.options.clone(),
             metrics.clone(),
             Instant::now(),
         );
+        state.filter = filter;
         Dispatcher {
             id,
             consumer,

@@ -138,6 +138,8 @@ pub(crate) struct DispatchState {
     ops: Vec<StoreOp>,
     avoid: HashMap<EventId, (MemberId, Instant)>,
     next_lease_scan: Instant,
+    /// The (group, topic)'s filter: fetched events it does not match are acked at once.
+    pub(crate) filter: Option<Arc<eventmesh_cesql::Expression>>,
     /// Set when the dispatcher must stop (last member gone, or shutdown).
     pub(crate) stopped: bool,
 }
@@ -178,6 +180,7 @@ impl DispatchState {
             ops: Vec::new(),
             avoid: HashMap::new(),
             next_lease_scan,
+            filter: None,
             stopped: false,
         }
     }
@@ -235,6 +238,14 @@ impl DispatchState {
     pub(crate) fn accept(&mut self, deliveries: Vec<Delivery>, now: Instant) {
         let lease_due = now + self.options.crash_lease / 2;
         for d in deliveries {
+            if let Some(filter) = &self.filter
+                && !filter.matches(&d.record.event)
+            {
+                // Done for the group without delivery (and never dead-lettered).
+                self.metrics.filtered.increment(1);
+                self.ops.push(StoreOp::Ack(d.token));
+                continue;
+            }
             let record = Arc::new(d.record);
             if d.delivery_count > self.options.max_attempts {
                 let attempts = d.delivery_count - 1;

@@ -19,6 +19,9 @@ pub const EVENTS_DELIVERED: &str = "eventmesh_events_delivered_total";
 pub const EVENTS_ACKED: &str = "eventmesh_events_acked_total";
 /// Deliveries that will be retried (labels `group`, `topic`, `reason`: `nack`, `timeout`, `member_gone`).
 pub const REDELIVERIES: &str = "eventmesh_redeliveries_total";
+/// Events a subscription's filter did not match, acked for the group without delivery (labels
+/// `group`, `topic`).
+pub const EVENTS_FILTERED: &str = "eventmesh_events_filtered_total";
 /// Events written to a dead-letter topic (labels `group`, `topic`).
 pub const DEAD_LETTERED: &str = "eventmesh_dead_lettered_total";
 /// Pushes currently un-acked (labels `group`, `topic`).
@@ -40,6 +43,7 @@ pub(crate) struct DispatchMetrics {
     pub(crate) redelivered_timeout: Counter,
     pub(crate) redelivered_member_gone: Counter,
     pub(crate) dead_lettered: Counter,
+    pub(crate) filtered: Counter,
     pub(crate) expired_requests: Counter,
     pub(crate) inflight: Gauge,
 }
@@ -56,6 +60,7 @@ impl DispatchMetrics {
             redelivered_timeout: redelivered("timeout"),
             redelivered_member_gone: redelivered("member_gone"),
             dead_lettered: counter!(DEAD_LETTERED, "group" => group.clone(), "topic" => topic.clone()),
+            filtered: counter!(EVENTS_FILTERED, "group" => group.clone(), "topic" => topic.clone()),
             expired_requests: counter!(REQUESTS_EXPIRED, "group" => group.clone(), "topic" => topic.clone()),
             inflight: gauge!(INFLIGHT, "group" => group, "topic" => topic),
         }

@@ -37,6 +37,7 @@
 mod broadcast;
 mod dispatcher;
 mod endpoint;
+mod filter;
 mod inflight;
 pub mod metrics;
 mod node;

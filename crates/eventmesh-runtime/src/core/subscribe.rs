@@ -4,8 +4,9 @@
 //! belongs to the (group, topic), not to a member: a subscribe with a different filter or mode for
 //! the same group and topic is refused with `SubscriptionConflict`. Each node announces its
 //! bindings in the meta store (`bindings/<group>/<topic>/<node_id>`, on the node's lease) and
-//! checks the other nodes' before accepting a new one. The filter language comes later: the
-//! string is stored and compared, not evaluated.
+//! checks the other nodes' before accepting a new one. The filter is a CESQL expression
+//! (see `filter`): compiled here, refused when invalid, compared in its canonical form, and
+//! evaluated by the dispatcher.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::broadcast::member_identity;
 use super::dispatcher::{self, Dispatcher};
 use super::endpoint::MemberEndpoint;
+use super::filter;
 use super::inflight::Member;
 use super::request_reply::INBOX_TOPIC_PREFIX;
 use super::session::{Membership, SessionHandle};
@@ -91,8 +93,9 @@ impl Core {
                 member_identity(session.meta()),
             ),
         };
-        self.bind(&sub.group, &topic, sub.mode, sub.filter.as_deref())
-            .await?;
+        let filter = filter::compile(sub.filter.as_deref())?;
+        let canonical = filter.as_ref().map(|f| f.canonical.as_str());
+        self.bind(&sub.group, &topic, sub.mode, canonical).await?;
         let result = async {
             self.shared.ensure_topic(&topic).await?;
             self.shared
@@ -104,7 +107,8 @@ impl Core {
                 topic: topic.clone(),
                 mode: sub.mode,
             };
-            self.attach(session, consumer.clone(), key, endpoint, sub.ty)
+            let expression = filter.as_ref().map(|f| f.expression.clone());
+            self.attach(session, consumer.clone(), key, endpoint, sub.ty, expression)
         }
         .await;
         match result {
@@ -116,6 +120,7 @@ impl Core {
                     consumer = %consumer,
                     mode = sub.mode.as_str(),
                     r#type = sub.ty.as_str(),
+                    filter = canonical.unwrap_or(""),
                 );
                 Ok(())
             }
@@ -296,6 +301,7 @@ impl Core {
         key: ConsumerKey,
         endpoint: MemberEndpoint,
         ty: SubscriptionType,
+        filter: Option<Arc<eventmesh_cesql::Expression>>,
     ) -> Result<bool, EventMeshError> {
         self.check_running()?;
         let mut sessions = self.sessions.lock();
@@ -320,6 +326,7 @@ impl Core {
                     consumer.clone(),
                     key.clone(),
                     &self.shared,
+                    filter,
                 ));
                 consumers.insert(consumer.clone(), d.clone());
                 self.by_id.write().insert(id, d.clone());

@@ -231,6 +231,26 @@ impl Client {
         ty: SubscriptionType,
         handler: H,
     ) -> Result<(), Error> {
+        self.subscribe_filtered(topic, mode, ty, None, handler)
+            .await
+    }
+
+    /// [`Client::subscribe`] with an optional filter: a CloudEvents SQL (CESQL 1.0) expression
+    /// such as `type = 'order.created' AND source LIKE '/shop/%'`. The mesh pushes only the
+    /// events it matches; the others are done for the group without delivery. The filter
+    /// belongs to the (group, topic): every member must subscribe with the same one.
+    ///
+    /// # Errors
+    /// As [`Client::subscribe`]; an invalid filter, or one that differs from the group's, is
+    /// [`Error::Server`] with the server's reason (for a bad expression, the parse error).
+    pub async fn subscribe_filtered<H: Handler>(
+        &self,
+        topic: &str,
+        mode: SubscriptionMode,
+        ty: SubscriptionType,
+        filter: Option<&str>,
+        handler: H,
+    ) -> Result<(), Error> {
         let config = self.config();
         if config.purpose != Purpose::Sub {
             return Err(Error::InvalidArgument(
@@ -246,7 +266,7 @@ impl Client {
             topic: TopicPattern::Exact(topic_name),
             mode,
             ty,
-            filter: None,
+            filter: filter.map(str::to_owned),
         });
         let (tx, rx) = mpsc::channel(config.subscriber_buffer);
         let stop = CancellationToken::new();
