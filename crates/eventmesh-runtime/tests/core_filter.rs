@@ -18,10 +18,10 @@ fn filtered(mut s: Subscription, filter: &str) -> Subscription {
 /// Event `i`: type `keep` when `i` is even, `drop` otherwise; odd multiples of 3 have no
 /// `region` extension (a missing attribute is an error, so no match).
 fn typed(i: usize) -> CloudEvent {
-    let ty = if i % 2 == 0 { "keep" } else { "drop" };
+    let ty = if i.is_multiple_of(2) { "keep" } else { "drop" };
     let e =
         CloudEvent::new(format!("e{i}"), "/shop/eu", ty).with_data("text/plain", format!("{i}"));
-    if i % 3 == 0 && i % 2 == 1 {
+    if i.is_multiple_of(3) && !i.is_multiple_of(2) {
         e
     } else {
         e.with_extension("region", "eu")
