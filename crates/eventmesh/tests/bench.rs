@@ -4,58 +4,9 @@
 
 use std::process::{Command, Output, Stdio};
 
-use eventmesh_config::{Config, StorageKind};
-use eventmesh_runtime::{Runtime, RuntimeHandle};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_eventmesh");
-
-/// A node on the memory store with every listener on port 0, on its own Tokio runtime.
-struct Node {
-    rt: tokio::runtime::Runtime,
-    handle: Option<RuntimeHandle>,
-    tcp: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Node {
-    fn start() -> Node {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let mut c = Config::default();
-        c.node.data_dir = dir.path().to_path_buf();
-        let any = "127.0.0.1:0".parse().expect("an address");
-        c.admin.listen = any;
-        c.server.tcp.listen = any;
-        c.server.http.listen = any;
-        c.server.grpc.listen = any;
-        c.server.mqtt.listen = any;
-        c.storage.kind = StorageKind::Memory;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let handle = rt.block_on(async {
-            let h = Runtime::start(c).await.expect("the node starts");
-            assert!(h.wait_ready().await);
-            h
-        });
-        let tcp = handle.tcp_addr().expect("TCP is on").to_string();
-        Node {
-            rt,
-            handle: Some(handle),
-            tcp,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            self.rt.block_on(h.shutdown());
-        }
-    }
-}
+use common::{BIN, Node};
 
 fn bench(args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
