@@ -67,7 +67,7 @@ fn write_seed_corpus() {
     }
     let dir = corpus_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let tck = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/cesql-tck");
+    let tck = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cesql-tck");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&tck)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -65,8 +65,37 @@ struct Case {
     event_overrides: Option<BTreeMap<String, Yaml>>,
 }
 
+/// The kit, vendored unchanged in `tests/cesql-tck/` (see its SOURCE.md), so a clean clone runs
+/// it without anything beside the repository.
 fn tck_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cesql-tck")
+}
+
+/// Where the project's shared folder keeps the kit, when it sits beside the repository.
+fn shared_tck_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/cesql-tck")
+}
+
+#[test]
+fn vendored_tck_matches_the_shared_copy_when_present() {
+    let shared = shared_tck_dir();
+    if !shared.is_dir() {
+        // A clean clone without the shared folder beside it: the vendored copy is the kit.
+        return;
+    }
+    for entry in std::fs::read_dir(&shared).expect("the shared kit is readable") {
+        let entry = entry.expect("a directory entry");
+        let name = entry.file_name();
+        let ours = std::fs::read(tck_dir().join(&name))
+            .unwrap_or_else(|e| panic!("{} is not vendored: {e}", name.to_string_lossy()));
+        let theirs = std::fs::read(entry.path()).expect("a shared kit file");
+        assert_eq!(
+            ours,
+            theirs,
+            "tests/cesql-tck/{} differs from the shared kit",
+            name.to_string_lossy()
+        );
+    }
 }
 
 /// An event as the kit writes it: attribute name to YAML scalar.
@@ -219,7 +248,7 @@ fn cesql_tck_passes_in_full() {
     let dir = tck_dir();
     assert!(
         dir.is_dir(),
-        "the CESQL TCK is missing: expected it at {} (shared/conformance/cesql-tck beside the repository)",
+        "the CESQL TCK is missing: expected it at {} (vendored in tests/cesql-tck)",
         dir.display()
     );
     let mut files: Vec<String> = std::fs::read_dir(&dir)
