@@ -119,6 +119,15 @@ fn serve(args: &ServeArgs, matches: &clap::ArgMatches) -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
+    // Install the handlers before anything is announced as ready: a SIGTERM
+    // that arrives right after "Node ready." must drain, not kill.
+    let mut signals = match shutdown_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            error!(message = "Cannot install signal handlers.", error = %format!("{e:#}"));
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let handle = match Runtime::start(config).await {
         Ok(h) => h,
         Err(e) => {
@@ -133,14 +142,6 @@ async fn run(config: Config) -> ExitCode {
     };
 
     let signal = handle.shutdown_signal();
-    let mut signals = match shutdown_signals() {
-        Ok(s) => s,
-        Err(e) => {
-            error!(message = "Cannot install signal handlers.", error = %format!("{e:#}"));
-            let _ = handle.shutdown().await;
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
     tokio::select! {
         name = signals.next() => {
             info!(message = "Signal received; shutting down gracefully (send it again to exit at once).", signal = name);
