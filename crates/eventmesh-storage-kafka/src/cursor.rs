@@ -1,0 +1,465 @@
+//! One mesh cursor on this node: a Kafka consumer in the cursor's own group, the events it
+//! handed out (for leases, nacks and delivery counts) and the commits of its position.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use eventmesh_core::{EventRecord, Topic};
+use eventmesh_storage::{AckToken, Delivery, Offset, StorageError, StorageResult};
+use parking_lot::Mutex;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, TopicPartitionList};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::error::KafkaStoreError;
+use crate::part::{Held, Part};
+
+/// What a cursor needs from the store.
+pub(crate) struct Env {
+    /// The bootstrap brokers, for error messages.
+    pub(crate) brokers: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) metadata_max_bytes: usize,
+}
+
+impl Env {
+    pub(crate) fn err(&self, op: &str, e: rdkafka::error::KafkaError) -> StorageError {
+        KafkaStoreError::from_kafka(&self.brokers, op, e).into()
+    }
+
+    pub(crate) fn timeout(&self, op: &str) -> StorageError {
+        KafkaStoreError::timeout(&self.brokers, op, self.request_timeout).into()
+    }
+
+    /// Runs a blocking client call on the blocking pool, bounded by the request timeout.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        op: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> StorageResult<T> {
+        match tokio::time::timeout(
+            self.request_timeout + Duration::from_secs(1),
+            tokio::task::spawn_blocking(f),
+        )
+        .await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StorageError::Backend(format!(
+                "Kafka client call {op} failed: {e}"
+            ))),
+            Err(_) => Err(self.timeout(op)),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    parts: HashMap<i32, Part>,
+}
+
+/// The consumer's context: forgets the partitions the group takes away from this node.
+pub(crate) struct CursorContext {
+    state: Arc<Mutex<State>>,
+}
+
+impl ClientContext for CursorContext {}
+
+impl ConsumerContext for CursorContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut s = self.state.lock();
+            for e in tpl.elements() {
+                if let Some(p) = s.parts.remove(&e.partition())
+                    && p.in_flight() > 0
+                {
+                    debug!(
+                        message = "Partition revoked; its deliveries go to its next owner.",
+                        topic = e.topic(),
+                        partition = e.partition(),
+                        in_flight = p.in_flight()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A cursor held by this node.
+pub(crate) struct Cursor {
+    /// Changes with every local incarnation of the cursor (a seek makes a new one): tokens of
+    /// another incarnation are stale.
+    epoch: u32,
+    /// A hash of the group id: tokens of another cursor are refused.
+    tag: u32,
+    topic: Topic,
+    kafka_topic: String,
+    consumer: Arc<StreamConsumer<CursorContext>>,
+    state: Arc<Mutex<State>>,
+    /// One fetch at a time takes new events from Kafka (offset order per partition).
+    intake: tokio::sync::Mutex<()>,
+    /// One commit at a time, each carrying the newest state.
+    commit_lock: tokio::sync::Mutex<()>,
+    env: Arc<Env>,
+}
+
+/// What a token says.
+pub(crate) struct TokenRef {
+    epoch: u32,
+    tag: u32,
+    partition: i32,
+    offset: u64,
+    count: u32,
+}
+
+const TOKEN_MAGIC: [u8; 2] = *b"K1";
+const TOKEN_LEN: usize = 26;
+
+pub(crate) fn read_token(t: &AckToken) -> StorageResult<TokenRef> {
+    let b = &t.0;
+    if b.len() != TOKEN_LEN || b[..2] != TOKEN_MAGIC {
+        return Err(StorageError::InvalidToken(format!(
+            "not a token of the Kafka store ({} bytes)",
+            b.len()
+        )));
+    }
+    let mut r = &b[2..];
+    let epoch = r.get_u32();
+    let tag = r.get_u32();
+    let partition = r.get_i32();
+    let offset = r.get_u64();
+    let count = r.get_u32();
+    Ok(TokenRef {
+        epoch,
+        tag,
+        partition,
+        offset,
+        count,
+    })
+}
+
+/// A 32-bit FNV-1a hash.
+pub(crate) fn tag_of(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+impl Cursor {
+    /// Joins the cursor's group through a new consumer subscribed to `kafka_topic`.
+    pub(crate) fn new(
+        env: Arc<Env>,
+        config: &rdkafka::ClientConfig,
+        topic: Topic,
+        kafka_topic: String,
+        group: &str,
+        epoch: u32,
+    ) -> StorageResult<Self> {
+        let state = Arc::new(Mutex::new(State::default()));
+        let consumer: StreamConsumer<CursorContext> = config
+            .clone()
+            .set("group.id", group)
+            .create_with_context(CursorContext {
+                state: state.clone(),
+            })
+            .map_err(|e| env.err("create a consumer", e))?;
+        consumer
+            .subscribe(&[&kafka_topic])
+            .map_err(|e| env.err("subscribe", e))?;
+        Ok(Cursor {
+            epoch,
+            tag: tag_of(group),
+            topic,
+            kafka_topic,
+            consumer: Arc::new(consumer),
+            state,
+            intake: tokio::sync::Mutex::new(()),
+            commit_lock: tokio::sync::Mutex::new(()),
+            env,
+        })
+    }
+
+    fn token(&self, partition: i32, offset: u64, count: u32) -> AckToken {
+        let mut b = BytesMut::with_capacity(TOKEN_LEN);
+        b.put_slice(&TOKEN_MAGIC);
+        b.put_u32(self.epoch);
+        b.put_u32(self.tag);
+        b.put_i32(partition);
+        b.put_u64(offset);
+        b.put_u32(count);
+        AckToken(b.freeze())
+    }
+
+    /// Reads tokens; `Ok(None)` for tokens of an older incarnation (nothing to do).
+    pub(crate) fn check(&self, t: &AckToken) -> StorageResult<Option<TokenRef>> {
+        let r = read_token(t)?;
+        if r.tag != self.tag {
+            return Err(StorageError::InvalidToken(
+                "the token belongs to another cursor".to_owned(),
+            ));
+        }
+        Ok((r.epoch == self.epoch).then_some(r))
+    }
+
+    fn delivery(&self, partition: i32, offset: u64, count: u32, record: EventRecord) -> Delivery {
+        Delivery {
+            token: self.token(partition, offset, count),
+            offset: Offset {
+                partition: u32::try_from(partition).unwrap_or(0),
+                seq: offset,
+            },
+            delivery_count: count,
+            record,
+        }
+    }
+
+    /// Held events that are due again, in (partition, offset) order, leased anew.
+    fn due(&self, max: usize, lease: Duration) -> (Vec<Delivery>, Option<Instant>) {
+        let now = Instant::now();
+        let mut s = self.state.lock();
+        let mut out = Vec::new();
+        let mut next: Option<Instant> = None;
+        let mut parts: Vec<_> = s.parts.iter_mut().collect();
+        parts.sort_by_key(|(p, _)| **p);
+        for (p, part) in parts {
+            for (o, h) in part.held.iter_mut() {
+                if h.due <= now && out.len() < max {
+                    h.count = h.count.saturating_add(1);
+                    h.due = now + lease;
+                    out.push(self.delivery(*p, *o, h.count, h.record.clone()));
+                } else if h.due > now {
+                    next = Some(next.map_or(h.due, |n: Instant| n.min(h.due)));
+                }
+            }
+        }
+        (out, next)
+    }
+
+    /// Loads a partition's committed position and metadata the first time an event of it
+    /// arrives on this node.
+    async fn ensure_part(&self, partition: i32, first_offset: u64) -> StorageResult<()> {
+        if self.state.lock().parts.contains_key(&partition) {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.kafka_topic, partition);
+        let consumer = self.consumer.clone();
+        let timeout = self.env.request_timeout;
+        let got = self
+            .env
+            .blocking("read the committed offset", move || {
+                consumer.committed_offsets(tpl, timeout)
+            })
+            .await?
+            .map_err(|e| self.env.err("read the committed offset", e))?;
+        let part = match got.elements().first().map(|e| (e.offset(), e.metadata())) {
+            Some((rdkafka::Offset::Offset(o), meta)) if o >= 0 => {
+                Part::load(u64::try_from(o).unwrap_or(0), meta)
+            }
+            _ => Part::load(first_offset, ""),
+        };
+        self.state.lock().parts.entry(partition).or_insert(part);
+        Ok(())
+    }
+
+    /// See [`EventStore::fetch`](eventmesh_storage::EventStore::fetch).
+    pub(crate) async fn fetch(
+        &self,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> StorageResult<Vec<Delivery>> {
+        let deadline = Instant::now() + wait;
+        let (mut out, mut next_due) = self.due(max, lease);
+        if out.len() >= max {
+            return Ok(out);
+        }
+        let Ok(_intake) = tokio::time::timeout_at(deadline, self.intake.lock()).await else {
+            return Ok(out);
+        };
+        loop {
+            if out.is_empty() {
+                let (d, n) = self.due(max, lease);
+                out = d;
+                next_due = n;
+            }
+            if out.len() >= max {
+                break;
+            }
+            let now = Instant::now();
+            let until = if out.is_empty() {
+                next_due.map_or(deadline, |n| n.min(deadline))
+            } else {
+                now
+            };
+            let got = tokio::time::timeout_at(until.max(now), self.consumer.recv()).await;
+            let msg = match got {
+                Err(_) => {
+                    if !out.is_empty() || Instant::now() >= deadline {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    let unknown = crate::error::is_unknown_topic(&e);
+                    let err = self.env.err("fetch", e);
+                    if !out.is_empty() {
+                        break;
+                    }
+                    if unknown {
+                        return Err(StorageError::UnknownTopic(self.topic.to_string()));
+                    }
+                    if matches!(err, StorageError::Unavailable(_)) {
+                        return Err(err);
+                    }
+                    warn!(message = "Kafka consumer error.", error = %err, topic = %self.topic);
+                    continue;
+                }
+                Ok(Ok(m)) => (
+                    m.partition(),
+                    u64::try_from(m.offset()).unwrap_or(0),
+                    m.payload().map(Bytes::copy_from_slice),
+                ),
+            };
+            let (partition, offset, payload) = msg;
+            self.ensure_part(partition, offset).await?;
+            let record = payload.map(|p| EventRecord::decode(&p));
+            let mut s = self.state.lock();
+            let Some(part) = s.parts.get_mut(&partition) else {
+                continue;
+            };
+            match record {
+                Some(Ok(r)) if r.topic == self.topic => {
+                    if let Some(count) = part.take(offset) {
+                        part.held.insert(
+                            offset,
+                            Held {
+                                record: r.clone(),
+                                count,
+                                due: Instant::now() + lease,
+                            },
+                        );
+                        out.push(self.delivery(partition, offset, count, r));
+                    }
+                }
+                other => {
+                    warn!(
+                        message = "Skipped a Kafka record that is not an event of this topic.",
+                        topic = %self.topic,
+                        partition,
+                        offset,
+                        reason = match other {
+                            Some(Err(e)) => e.to_string(),
+                            Some(Ok(r)) => format!("event of topic {}", r.topic),
+                            None => "no payload".to_owned(),
+                        }
+                    );
+                    part.skip(offset);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks events done and commits the new position; returns once Kafka recorded it.
+    pub(crate) async fn ack(&self, tokens: &[TokenRef]) -> StorageResult<()> {
+        let mut changed = false;
+        {
+            let mut s = self.state.lock();
+            for t in tokens {
+                if let Some(p) = s.parts.get_mut(&t.partition) {
+                    changed |= p.ack(t.offset);
+                }
+            }
+        }
+        if changed { self.commit().await } else { Ok(()) }
+    }
+
+    /// Gives a delivery back, due again after `delay`.
+    pub(crate) fn nack(&self, t: &TokenRef, delay: Duration) {
+        self.set_due(t, Instant::now() + delay);
+    }
+
+    /// Extends a delivery's lease.
+    pub(crate) fn extend(&self, t: &TokenRef, lease: Duration) {
+        self.set_due(t, Instant::now() + lease);
+    }
+
+    fn set_due(&self, t: &TokenRef, due: Instant) {
+        let mut s = self.state.lock();
+        if let Some(h) = s
+            .parts
+            .get_mut(&t.partition)
+            .and_then(|p| p.held.get_mut(&t.offset))
+            && h.count == t.count
+        {
+            h.due = due;
+        }
+    }
+
+    /// Per loaded partition: (floor, in flight, done above the floor).
+    pub(crate) fn positions(&self) -> Vec<(i32, u64, u64, u64)> {
+        let s = self.state.lock();
+        s.parts
+            .iter()
+            .map(|(p, part)| (*p, part.floor(), part.in_flight(), part.done_above()))
+            .collect()
+    }
+
+    /// Commits every loaded partition's floor with its metadata.
+    pub(crate) async fn commit(&self) -> StorageResult<()> {
+        let _one = self.commit_lock.lock().await;
+        let mut tpl = TopicPartitionList::new();
+        {
+            let s = self.state.lock();
+            for (p, part) in &s.parts {
+                let floor = i64::try_from(part.floor()).unwrap_or(i64::MAX);
+                if let Ok(mut e) =
+                    tpl.add_partition_offset(&self.kafka_topic, *p, rdkafka::Offset::Offset(floor))
+                        .map(|()| tpl.find_partition(&self.kafka_topic, *p))
+                    && let Some(e) = e.as_mut()
+                {
+                    e.set_metadata(part.metadata(self.env.metadata_max_bytes));
+                }
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        let consumer = self.consumer.clone();
+        let r = self
+            .env
+            .blocking("commit", move || consumer.commit(&tpl, CommitMode::Sync))
+            .await?;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::RebalanceInProgress
+                            | RDKafkaErrorCode::IllegalGeneration
+                            | RDKafkaErrorCode::UnknownMemberId
+                    )
+                ) =>
+            {
+                // The partitions are moving to another node, which resumes from the last
+                // commit: those events are delivered again there (at least once).
+                warn!(message = "Kafka commit refused during a rebalance.", error = %e, topic = %self.topic);
+                Ok(())
+            }
+            Err(e) => Err(self.env.err("commit", e)),
+        }
+    }
+
+    /// Leaves the group (blocking: the consumer's close). Call on the blocking pool.
+    pub(crate) fn consumer(&self) -> Arc<StreamConsumer<CursorContext>> {
+        self.consumer.clone()
+    }
+}
