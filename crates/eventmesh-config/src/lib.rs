@@ -46,8 +46,8 @@ pub use server::{
 };
 pub use shutdown::ShutdownConfig;
 pub use storage::{
-    EmbeddedStorageConfig, FsyncPolicy, NatsStorageConfig, RabbitmqStorageConfig,
-    RedisStorageConfig, StorageConfig, StorageKind,
+    EmbeddedStorageConfig, FsyncPolicy, KafkaStorageConfig, NatsStorageConfig,
+    RabbitmqStorageConfig, RedisStorageConfig, StorageConfig, StorageKind,
 };
 pub use validate::MAX_EVENT_BYTES_LIMIT;
 

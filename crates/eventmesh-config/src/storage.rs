@@ -1,6 +1,7 @@
 //! `[storage]`: which event store the node uses, `[storage.embedded]`, the durable embedded
 //! store's settings, `[storage.nats]`, the NATS JetStream store's, `[storage.redis]`, the
-//! Redis Streams store's, and `[storage.rabbitmq]`, the RabbitMQ store's.
+//! Redis Streams store's, `[storage.rabbitmq]`, the RabbitMQ store's, and `[storage.kafka]`,
+//! the Kafka store's.
 
 use std::fmt;
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub enum StorageKind {
     Redis,
     /// RabbitMQ streams at `storage.url` (`amqp://user:pass@h:5672/vhost`).
     Rabbitmq,
+    /// Kafka at `storage.url` (`kafka://h1:9092,h2:9092`): topics as Kafka topics, groups as
+    /// consumer groups.
+    Kafka,
 }
 
 impl StorageKind {
@@ -34,6 +38,7 @@ impl StorageKind {
             StorageKind::Nats => "nats",
             StorageKind::Redis => "redis",
             StorageKind::Rabbitmq => "rabbitmq",
+            StorageKind::Kafka => "kafka",
         }
     }
 }
@@ -48,12 +53,13 @@ impl fmt::Display for StorageKind {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The backend: `embedded` (default), `memory`, `nats`, `redis` or `rabbitmq`.
+    /// The backend: `embedded` (default), `memory`, `nats`, `redis`, `rabbitmq` or `kafka`.
     #[serde(rename = "type")]
     pub kind: StorageKind,
     /// The broker URL of external backends (`nats://h1:4222,h2:4222` for `nats`,
     /// `redis://[:password@]h:6379[/db]` for `redis`, `amqp://user:pass@h:5672/vhost` for
-    /// `rabbitmq`; unused by `embedded` and `memory`). Any password in it is masked in logs.
+    /// `rabbitmq`, `kafka://h1:9092,h2:9092` for `kafka`; unused by `embedded` and `memory`). Any
+    /// password in it is masked in logs.
     pub url: String,
     /// `[storage.embedded]`.
     pub embedded: EmbeddedStorageConfig,
@@ -63,6 +69,70 @@ pub struct StorageConfig {
     pub redis: RedisStorageConfig,
     /// `[storage.rabbitmq]`.
     pub rabbitmq: RabbitmqStorageConfig,
+    /// `[storage.kafka]`.
+    pub kafka: KafkaStorageConfig,
+}
+
+/// `[storage.kafka]`: the Kafka store (with `storage.type = "kafka"`): each topic is a Kafka
+/// topic, each cursor a consumer group whose committed offset is the lowest event not yet done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaStorageConfig {
+    /// Prefix of every Kafka topic the mesh makes (`[A-Za-z0-9._-]`, at most 64 bytes; empty:
+    /// mesh topic `orders` is Kafka topic `orders`).
+    pub topic_prefix: String,
+    /// Prefix of every consumer group id the mesh makes (`[A-Za-z0-9._-]`, at most 64 bytes).
+    pub group_prefix: String,
+    /// Partitions of the topics the mesh creates.
+    pub partitions: u32,
+    /// Replication factor of the topics the mesh creates.
+    pub replication_factor: u16,
+    /// How long a publish may wait for the brokers' acknowledgement before it fails.
+    #[serde(with = "humantime_serde")]
+    pub publish_timeout: Duration,
+    /// How long a metadata, admin, offset or commit request may take before it fails.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// The consumer group session timeout.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// The idempotent producer: a retried produce is stored once.
+    pub idempotence: bool,
+    /// The longest commit metadata written per partition (the broker's
+    /// `offset.metadata.max.bytes`).
+    pub metadata_max_bytes: usize,
+    /// Further librdkafka properties for every client, as `"key=value"` (security settings such
+    /// as `"security.protocol=SASL_SSL"`). Values are never logged.
+    pub properties: Vec<String>,
+}
+
+impl Default for KafkaStorageConfig {
+    fn default() -> Self {
+        KafkaStorageConfig {
+            topic_prefix: String::new(),
+            group_prefix: "eventmesh.".to_owned(),
+            partitions: 1,
+            replication_factor: 1,
+            publish_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(10),
+            idempotence: true,
+            metadata_max_bytes: 4000,
+            properties: Vec::new(),
+        }
+    }
+}
+
+impl KafkaStorageConfig {
+    /// `properties` as (key, value) pairs; entries without `=` are left out (validation
+    /// reports them).
+    pub fn property_pairs(&self) -> Vec<(String, String)> {
+        self.properties
+            .iter()
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+            .collect()
+    }
 }
 
 /// `[storage.rabbitmq]`: the RabbitMQ store (with `storage.type = "rabbitmq"`): each topic is a

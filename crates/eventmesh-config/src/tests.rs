@@ -471,7 +471,7 @@ fn semantic_checks() {
             "already used by `admin.listen`",
         ),
         (
-            "[storage]\ntype = \"kafka\"",
+            "[storage]\ntype = \"pulsar\"",
             "storage.type",
             "unknown variant",
         ),
@@ -632,6 +632,53 @@ fn nats_storage_section() {
     assert!(has(&ps, "storage.nats.replicas", "1 to 5"), "{ps:#?}");
     assert!(has(&ps, "storage.nats.stream_prefix", "letters"), "{ps:#?}");
     assert!(has(&ps, "storage.nats.member_expiry", "above 0"), "{ps:#?}");
+}
+
+#[test]
+fn kafka_storage_section() {
+    let c = Loader::new()
+        .toml_text(
+            "c.toml",
+            "[storage]\ntype = \"kafka\"\nurl = \"kafka://h1:9092,h2:9092\"\n[storage.kafka]\npartitions = 3\ntopic_prefix = \"mesh.\"\nproperties = [\"security.protocol=SASL_SSL\", \"sasl.password=a=b\"]\n",
+        )
+        .load()
+        .unwrap();
+    assert_eq!(c.storage.kind, StorageKind::Kafka);
+    assert_eq!(c.storage.kafka.partitions, 3);
+    assert_eq!(c.storage.kafka.topic_prefix, "mesh.");
+    assert_eq!(c.storage.kafka.group_prefix, "eventmesh.");
+    assert_eq!(c.storage.kafka.publish_timeout, Duration::from_secs(5));
+    assert_eq!(
+        c.storage.kafka.property_pairs(),
+        [
+            ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+            ("sasl.password".to_owned(), "a=b".to_owned())
+        ]
+    );
+    let ps = problems(
+        Loader::new()
+            .toml_text(
+                "c.toml",
+                "[storage]\ntype = \"kafka\"\nurl = \"nats://h:1\"\n[storage.kafka]\npartitions = 0\ngroup_prefix = \"a/b\"\npublish_timeout = \"0s\"\nproperties = [\"secret-without-equals\"]\nextra = 1\n",
+            )
+            .load(),
+    );
+    assert!(has(&ps, "storage.kafka.extra", "unknown"), "{ps:#?}");
+    assert!(has(&ps, "storage.url", "kafka://"), "{ps:#?}");
+    assert!(
+        has(&ps, "storage.kafka.partitions", "1 to 10000"),
+        "{ps:#?}"
+    );
+    assert!(has(&ps, "storage.kafka.group_prefix", "letters"), "{ps:#?}");
+    assert!(
+        has(&ps, "storage.kafka.publish_timeout", "100ms"),
+        "{ps:#?}"
+    );
+    assert!(has(&ps, "storage.kafka.properties", "key=value"), "{ps:#?}");
+    assert!(
+        !format!("{ps:?}").contains("secret-without-equals"),
+        "a malformed property is not echoed: {ps:#?}"
+    );
 }
 
 #[test]

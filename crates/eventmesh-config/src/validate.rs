@@ -316,6 +316,63 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
         }
     }
 
+    let k = &c.storage.kafka;
+    if c.storage.kind == StorageKind::Kafka && !c.storage.url.starts_with("kafka://") {
+        out.push(relation(
+            "storage.url",
+            "storage.type",
+            "must be a kafka:// URL when type = \"kafka\", e.g. \"kafka://h1:9092,h2:9092\"",
+        ));
+    }
+    for (key, p) in [
+        ("storage.kafka.topic_prefix", &k.topic_prefix),
+        ("storage.kafka.group_prefix", &k.group_prefix),
+    ] {
+        let ok = p.len() <= 64
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            out.push(issue(
+                key,
+                "use at most 64 ASCII letters, digits, `.`, `_` or `-`",
+            ));
+        }
+    }
+    if !(1..=10_000).contains(&k.partitions) {
+        out.push(issue("storage.kafka.partitions", "must be 1 to 10000"));
+    }
+    if k.replication_factor == 0 {
+        out.push(issue(
+            "storage.kafka.replication_factor",
+            "must be at least 1",
+        ));
+    }
+    for (key, d) in [
+        ("storage.kafka.publish_timeout", k.publish_timeout),
+        ("storage.kafka.request_timeout", k.request_timeout),
+        ("storage.kafka.session_timeout", k.session_timeout),
+    ] {
+        if d < Duration::from_millis(100) {
+            out.push(issue(key, "must be at least 100ms"));
+        }
+    }
+    if k.metadata_max_bytes < 64 {
+        out.push(issue(
+            "storage.kafka.metadata_max_bytes",
+            "must be at least 64",
+        ));
+    }
+    for (i, p) in k.properties.iter().enumerate() {
+        match p.split_once('=') {
+            Some((key, _)) if !key.trim().is_empty() => {}
+            // The entry itself is not shown: it may hold a secret.
+            _ => out.push(issue(
+                "storage.kafka.properties",
+                format!("entry {} is not \"key=value\"", i + 1),
+            )),
+        }
+    }
+
     let q = &c.storage.rabbitmq;
     if c.storage.kind == StorageKind::Rabbitmq && !c.storage.url.starts_with("amqp://") {
         out.push(relation(

@@ -444,6 +444,29 @@ async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>, ServerError>
                 }),
             }
         }
+        #[cfg(feature = "kafka")]
+        StorageKind::Kafka => {
+            let k = &config.storage.kafka;
+            let mut options =
+                eventmesh_storage_kafka::KafkaOptions::new(config.storage.url.clone());
+            options.topic_prefix = k.topic_prefix.clone();
+            options.group_prefix = k.group_prefix.clone();
+            options.partitions = k.partitions;
+            options.replication_factor = k.replication_factor;
+            options.publish_timeout = k.publish_timeout;
+            options.request_timeout = k.request_timeout;
+            options.session_timeout = k.session_timeout;
+            options.idempotence = k.idempotence;
+            options.metadata_max_bytes = k.metadata_max_bytes;
+            options.properties = k.property_pairs().into_iter().collect();
+            match eventmesh_storage_kafka::KafkaStore::connect(options).await {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(source) => Err(ServerError::Storage {
+                    store: "kafka",
+                    source,
+                }),
+            }
+        }
         other => Err(ServerError::Storage {
             store: other.as_str(),
             source: StorageError::Unavailable(

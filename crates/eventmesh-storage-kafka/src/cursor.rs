@@ -420,9 +420,9 @@ impl Cursor {
             let s = self.state.lock();
             for (p, part) in &s.parts {
                 let floor = i64::try_from(part.floor()).unwrap_or(i64::MAX);
-                if let Ok(mut e) =
-                    tpl.add_partition_offset(&self.kafka_topic, *p, rdkafka::Offset::Offset(floor))
-                        .map(|()| tpl.find_partition(&self.kafka_topic, *p))
+                if let Ok(mut e) = tpl
+                    .add_partition_offset(&self.kafka_topic, *p, rdkafka::Offset::Offset(floor))
+                    .map(|()| tpl.find_partition(&self.kafka_topic, *p))
                     && let Some(e) = e.as_mut()
                 {
                     e.set_metadata(part.metadata(self.env.metadata_max_bytes));

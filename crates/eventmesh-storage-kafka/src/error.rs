@@ -112,13 +112,14 @@ impl From<KafkaStoreError> for StorageError {
         match e {
             KafkaStoreError::Config(m) => StorageError::Invalid(m),
             e @ KafkaStoreError::Unavailable { .. } => StorageError::Unavailable(e.to_string()),
-            KafkaStoreError::Client {
-                ref source,
-                ..
-            } if matches!(
-                source.rdkafka_error_code(),
-                Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
-            ) =>
+            KafkaStoreError::Client { ref source, .. }
+                if matches!(
+                    source.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::MessageSizeTooLarge
+                            | RDKafkaErrorCode::InvalidMessageSize
+                    )
+                ) =>
             {
                 StorageError::Invalid(e.to_string())
             }
@@ -139,7 +140,10 @@ mod tests {
             KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
         );
         let s = StorageError::from(e);
-        assert!(matches!(&s, StorageError::Unavailable(m) if m.contains("Kafka at h:1")), "{s}");
+        assert!(
+            matches!(&s, StorageError::Unavailable(m) if m.contains("Kafka at h:1")),
+            "{s}"
+        );
         let e = KafkaStoreError::from_kafka(
             "h:1",
             "publish",

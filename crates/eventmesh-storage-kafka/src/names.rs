@@ -165,7 +165,14 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_and_is_kafka_legal() {
-        for name in ["orders", "orders.created", "a_b", "acme~orders/eu", "é ü", "x@y+z"] {
+        for name in [
+            "orders",
+            "orders.created",
+            "a_b",
+            "acme~orders/eu",
+            "é ü",
+            "x@y+z",
+        ] {
             let e = encode(name);
             assert!(e.bytes().all(|b| kept(b) || b == b'_'), "{e}");
             assert_eq!(decode(&e).as_deref(), Some(name));

@@ -156,7 +156,9 @@ impl fmt::Debug for KafkaOptions {
 fn parse_url(url: &str) -> Result<String, KafkaStoreError> {
     let bad = |why: &str| KafkaStoreError::Config(format!("Kafka URL `{url}` {why}"));
     let Some(rest) = url.strip_prefix("kafka://") else {
-        return Err(bad("must start with kafka:// (e.g. kafka://h1:9092,h2:9092)"));
+        return Err(bad(
+            "must start with kafka:// (e.g. kafka://h1:9092,h2:9092)",
+        ));
     };
     let mut hosts = Vec::new();
     for part in rest.split(',') {
@@ -225,8 +227,7 @@ mod tests {
         o.properties.insert("group.id".into(), "x".into());
         assert!(o.bootstrap().is_err());
         o = KafkaOptions::default();
-        o.properties
-            .insert("sasl.password".into(), "secret".into());
+        o.properties.insert("sasl.password".into(), "secret".into());
         assert!(o.bootstrap().is_ok());
         assert!(!format!("{o:?}").contains("secret"));
     }

@@ -196,12 +196,7 @@ fn get(input: &[u8], i: &mut usize) -> Option<u64> {
 
 const MAGIC: &str = "e1";
 
-fn encode_all(
-    floor: u64,
-    until: u64,
-    runs: &[(u64, u64)],
-    counts: &BTreeMap<u64, u32>,
-) -> String {
+fn encode_all(floor: u64, until: u64, runs: &[(u64, u64)], counts: &BTreeMap<u64, u32>) -> String {
     let mut b = Vec::new();
     put(&mut b, until.saturating_sub(floor));
     put(&mut b, runs.len() as u64);
@@ -245,7 +240,11 @@ fn encode(
     loop {
         let s = encode_all(floor, until, &runs[..keep], &none);
         if s.len() <= max_bytes || keep == 0 {
-            return if s.len() <= max_bytes { s } else { String::new() };
+            return if s.len() <= max_bytes {
+                s
+            } else {
+                String::new()
+            };
         }
         keep /= 2;
     }
@@ -352,7 +351,10 @@ mod tests {
                 seen.push((o, c));
             }
         }
-        assert!(seen.iter().all(|(o, _)| o % 3 != 1 || *o >= 100), "{seen:?}");
+        assert!(
+            seen.iter().all(|(o, _)| o % 3 != 1 || *o >= 100),
+            "{seen:?}"
+        );
         assert_eq!(seen.iter().find(|(o, _)| *o == 5).unwrap().1, 4);
         assert_eq!(seen.iter().find(|(o, _)| *o == 6).unwrap().1, 2);
         assert_eq!(seen.iter().find(|(o, _)| *o == 100).unwrap().1, 1);
@@ -373,7 +375,11 @@ mod tests {
         let mut q = Part::load(0, &meta);
         assert_eq!(q.take(0), Some(2));
         assert_eq!(q.take(1), None, "the first acked runs are kept");
-        assert_eq!(q.take(4999), Some(2), "a dropped acked run is delivered again");
+        assert_eq!(
+            q.take(4999),
+            Some(2),
+            "a dropped acked run is delivered again"
+        );
     }
 
     #[test]

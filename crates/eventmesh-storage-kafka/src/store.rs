@@ -62,7 +62,10 @@ impl KafkaStore {
             .set("client.id", "eventmesh")
             .set("reconnect.backoff.ms", "50")
             .set("reconnect.backoff.max.ms", "1000")
-            .set("socket.connection.setup.timeout.ms", ms(opts.request_timeout))
+            .set(
+                "socket.connection.setup.timeout.ms",
+                ms(opts.request_timeout),
+            )
             .set("allow.auto.create.topics", "false");
         for (k, v) in &opts.properties {
             base.set(k, v);
@@ -163,7 +166,9 @@ impl Inner {
         if let Some(n) = self.topics.lock().get(kafka_topic) {
             return Ok(*n);
         }
-        let found = self.metadata(Some(kafka_topic), "read topic metadata").await?;
+        let found = self
+            .metadata(Some(kafka_topic), "read topic metadata")
+            .await?;
         match found.into_iter().find(|(n, _)| n == kafka_topic) {
             Some((_, n)) => {
                 self.topics.lock().insert(kafka_topic.to_owned(), n);
@@ -228,7 +233,10 @@ impl Inner {
             let consumer = cur.consumer();
             drop(cur);
             // Closing the consumer leaves the group; it blocks until the broker answered.
-            let _ = self.env.blocking("leave the group", move || drop(consumer)).await;
+            let _ = self
+                .env
+                .blocking("leave the group", move || drop(consumer))
+                .await;
         }
     }
 
@@ -286,10 +294,7 @@ impl EventStore for KafkaStore {
                 Ok(true)
             }
             Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
-            Some(Err((_, code))) => Err(s.unavailable(
-                "create topic",
-                KafkaError::AdminOp(code),
-            )),
+            Some(Err((_, code))) => Err(s.unavailable("create topic", KafkaError::AdminOp(code))),
             None => Err(StorageError::Backend(format!(
                 "Kafka at {}: create topic `{kt}` got no answer",
                 s.env.brokers
@@ -552,7 +557,8 @@ impl EventStore for KafkaStore {
                 .map_or(*floor, |(_, hi)| *hi);
             backlog += hi.saturating_sub(*floor).saturating_sub(*done);
             info.in_flight += held;
-            info.committed.push((u32::try_from(*p).unwrap_or(0), *floor));
+            info.committed
+                .push((u32::try_from(*p).unwrap_or(0), *floor));
         }
         info.committed.sort_unstable();
         info.backlog = Some(backlog);
