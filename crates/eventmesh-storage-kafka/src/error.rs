@@ -28,7 +28,7 @@ pub enum KafkaStoreError {
         op: String,
         /// The client's error.
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
 }
 
@@ -45,7 +45,7 @@ impl KafkaStoreError {
             KafkaStoreError::Client {
                 brokers: brokers.to_owned(),
                 op: op.to_owned(),
-                source: e,
+                source: Box::new(e),
             }
         }
     }
