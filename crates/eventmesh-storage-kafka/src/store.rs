@@ -36,7 +36,10 @@ pub(crate) struct Inner {
     pub(crate) names: Names,
     /// Settings shared by every client (bootstrap, reconnects, user properties).
     pub(crate) base: ClientConfig,
-    producer: FutureProducer,
+    /// Replaced by a new one after a fatal error (an idempotent producer whose sequence the
+    /// broker lost, after a broker restart for instance).
+    producer: Mutex<FutureProducer>,
+    producer_config: ClientConfig,
     admin: AdminClient<DefaultClientContext>,
     /// Topics known to exist, with their partition counts.
     topics: Mutex<HashMap<String, u32>>,
@@ -71,15 +74,16 @@ impl KafkaStore {
             base.set(k, v);
         }
         let request = opts.request_timeout.min(opts.publish_timeout);
-        let producer: FutureProducer = base
-            .clone()
+        let mut producer_config = base.clone();
+        producer_config
             .set("acks", "all")
             .set("enable.idempotence", opts.idempotence.to_string())
             .set("message.timeout.ms", ms(opts.publish_timeout))
             .set("request.timeout.ms", ms(request))
             .set("linger.ms", "1")
             .set("message.max.bytes", "16777216")
-            .set("partitioner", "murmur2_random")
+            .set("partitioner", "murmur2_random");
+        let producer: FutureProducer = producer_config
             .create()
             .map_err(|e| env.err("create the producer", e))?;
         let admin: AdminClient<DefaultClientContext> = base
@@ -90,7 +94,8 @@ impl KafkaStore {
                 names: Names::new(&opts.topic_prefix, &opts.group_prefix),
                 env,
                 base,
-                producer,
+                producer: Mutex::new(producer),
+                producer_config,
                 admin,
                 topics: Mutex::new(HashMap::new()),
                 cursors: Mutex::new(HashMap::new()),
@@ -138,7 +143,7 @@ impl Inner {
         topic: Option<&str>,
         op: &str,
     ) -> StorageResult<Vec<(String, u32)>> {
-        let client = self.producer.clone();
+        let client = self.producer_handle();
         let topic = topic.map(str::to_owned);
         let timeout = self.opts.request_timeout;
         let md = self
@@ -258,7 +263,29 @@ impl Inner {
     }
 
     pub(crate) fn producer_handle(&self) -> FutureProducer {
-        self.producer.clone()
+        self.producer.lock().clone()
+    }
+
+    /// Replaces the producer if librdkafka declared it unusable (a fatal error).
+    fn renew_producer_if_fatal(&self, used: &FutureProducer) {
+        let Some((code, reason)) = used.client().fatal_error() else {
+            return;
+        };
+        let mut current = self.producer.lock();
+        if !std::ptr::eq(current.client().native_ptr(), used.client().native_ptr()) {
+            return; // Renewed already.
+        }
+        match self.producer_config.create::<FutureProducer>() {
+            Ok(p) => {
+                warn!(
+                    message = "Kafka producer hit a fatal error; replaced it.",
+                    code = %code,
+                    reason = %reason
+                );
+                *current = p;
+            }
+            Err(error) => warn!(message = "Could not replace the Kafka producer.", %error),
+        }
     }
 
     pub(crate) fn admin_handle(&self) -> &AdminClient<DefaultClientContext> {
@@ -366,6 +393,7 @@ impl EventStore for KafkaStore {
         let kt = s.kafka_topic(topic)?;
         s.partitions(topic, &kt).await?;
         let payloads: Vec<_> = records.iter().map(EventRecord::to_bytes).collect();
+        let producer = s.producer_handle();
         let mut pending = Vec::with_capacity(records.len());
         for (r, p) in records.iter().zip(&payloads) {
             let mut fr = FutureRecord::<str, [u8]>::to(&kt)
@@ -374,9 +402,12 @@ impl EventStore for KafkaStore {
             if let Some(k) = &r.partition_key {
                 fr = fr.key(k.as_str());
             }
-            match s.producer.send_result(fr) {
+            match producer.send_result(fr) {
                 Ok(f) => pending.push(f),
-                Err((e, _)) => return Err(s.env.err("publish", e)),
+                Err((e, _)) => {
+                    s.renew_producer_if_fatal(&producer);
+                    return Err(s.env.err("publish", e));
+                }
             }
         }
         let mut offsets = Vec::with_capacity(pending.len());
@@ -404,7 +435,10 @@ impl EventStore for KafkaStore {
             }
         }
         match first_err {
-            Some(e) => Err(e),
+            Some(e) => {
+                s.renew_producer_if_fatal(&producer);
+                Err(e)
+            }
             None => Ok(offsets),
         }
     }
@@ -579,7 +613,7 @@ impl EventStore for KafkaStore {
         for c in s.cursor_refs() {
             s.drop_cursor(&c, true).await;
         }
-        let producer = s.producer.clone();
+        let producer = s.producer_handle();
         let timeout = s.opts.publish_timeout;
         match s
             .env

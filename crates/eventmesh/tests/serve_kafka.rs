@@ -64,10 +64,6 @@ fn start_tansu(dir: &std::path::Path) -> (Broker, u16) {
         .args(["--listener-url", &listener])
         .args(["--advertised-listener-url", &listener])
         .args(["--storage-engine", "memory://tansu/"])
-        .args([
-            "--prometheus-listener-url",
-            &format!("tcp://127.0.0.1:{}", free_port()),
-        ])
         .env("CLUSTER_ID", "eventmesh-test")
         .current_dir(dir)
         .stdin(Stdio::null())

@@ -79,7 +79,6 @@ pub enum Engine {
 pub struct Tansu {
     bin: PathBuf,
     port: u16,
-    metrics_port: u16,
     engine: Engine,
     dir: TempDir,
     child: Option<Child>,
@@ -96,7 +95,6 @@ impl Tansu {
         let mut t = Tansu {
             bin,
             port: free_port(),
-            metrics_port: free_port(),
             engine,
             dir,
             child: None,
@@ -109,7 +107,6 @@ impl Tansu {
                 Err(e) => {
                     last = e;
                     t.port = free_port();
-                    t.metrics_port = free_port();
                 }
             }
         }
@@ -157,10 +154,6 @@ impl Tansu {
             .args(["--listener-url", &listener])
             .args(["--advertised-listener-url", &listener])
             .args(["--storage-engine", &engine])
-            .args([
-                "--prometheus-listener-url",
-                &format!("tcp://127.0.0.1:{}", self.metrics_port),
-            ])
             .env("CLUSTER_ID", "eventmesh-test")
             .env("RUST_LOG", "warn")
             .current_dir(self.dir.path())
