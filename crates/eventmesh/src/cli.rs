@@ -113,7 +113,7 @@ pub(crate) struct SubArgs {
     /// Exit after this many events (default: run until SIGINT or SIGTERM).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
-    /// Only receive events matching this CESQL expression (TCP only), e.g.
+    /// Only receive events matching this CESQL expression (TCP, or HTTP with --http), e.g.
     /// `type = 'order.created'`; it belongs to the (group, topic).
     #[arg(long, value_name = "EXPRESSION")]
     pub(crate) filter: Option<String>,

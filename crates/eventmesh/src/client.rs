@@ -112,10 +112,6 @@ async fn publish_one(client: &Client, args: &PubArgs, data: &str) -> anyhow::Res
 /// `eventmesh sub`.
 pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
     if args.client.http {
-        anyhow::ensure!(
-            args.filter.is_none(),
-            "--filter is supported over TCP only for now"
-        );
         return crate::http_client::subscribe(args).await;
     }
     let client = Client::connect(config(&args.client, &args.group, Purpose::Sub)?)

@@ -3,6 +3,9 @@
 //! `eventmesh` binary and read its output.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod mesh;
+pub mod nats;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
