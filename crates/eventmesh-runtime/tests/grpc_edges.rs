@@ -251,3 +251,55 @@ async fn a_legacy_webhook_subscribe_gets_pushes() {
     assert_eq!(r.resp_code, "0", "{r:?}");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_session_expires_unless_it_heartbeats() {
+    let (h, _dir) = start(|c| c.server.grpc.client_expiry = Duration::from_millis(800)).await;
+    let core = h.core().clone();
+    let base = core.session_count();
+    let mut quiet = sdk(&h, "p-quiet");
+    quiet.pid += 10;
+    let quiet = GrpcPublisher::connect(quiet).await.expect("connects");
+    let beating = GrpcPublisher::connect(sdk(&h, "p-beating"))
+        .await
+        .expect("connects");
+    quiet
+        .publish("t-pub-exp", text_event("a"))
+        .await
+        .expect("published");
+    beating
+        .publish("t-pub-exp", text_event("b"))
+        .await
+        .expect("published");
+    assert_eq!(core.session_count(), base + 2, "one session per publisher");
+    // The publisher that heartbeats keeps its session; the quiet one loses it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut beats = tokio::time::interval(Duration::from_millis(200));
+    let mut expired_at = None;
+    loop {
+        beats.tick().await;
+        beating.heartbeat().await.expect("heartbeat");
+        let n = core.session_count();
+        assert!(
+            n >= base + 1,
+            "the heartbeating publisher's session closed too"
+        );
+        match expired_at {
+            None if n == base + 1 => expired_at = Some(tokio::time::Instant::now()),
+            // Two expiries' worth of heartbeats after the quiet one went: the other stays.
+            Some(t) if t.elapsed() > Duration::from_millis(1600) => break,
+            _ => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the quiet publisher's session never expired"
+        );
+    }
+    // A publisher whose session expired publishes again (a new session).
+    quiet
+        .publish("t-pub-exp", text_event("c"))
+        .await
+        .expect("published after expiry");
+    assert_eq!(core.session_count(), base + 2);
+    h.shutdown().await;
+}
