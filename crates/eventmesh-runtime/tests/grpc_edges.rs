@@ -280,10 +280,7 @@ async fn a_publisher_session_expires_unless_it_heartbeats() {
         beats.tick().await;
         beating.heartbeat().await.expect("heartbeat");
         let n = core.session_count();
-        assert!(
-            n >= base + 1,
-            "the heartbeating publisher's session closed too"
-        );
+        assert!(n > base, "the heartbeating publisher's session closed too");
         match expired_at {
             None if n == base + 1 => expired_at = Some(tokio::time::Instant::now()),
             // Two expiries' worth of heartbeats after the quiet one went: the other stays.
