@@ -1,7 +1,8 @@
 //! The accept loop and the tonic server: every accepted connection takes a slot of the shared
 //! connection cap (refused connections are closed at once and counted), TLS when configured,
 //! both packages' services on one port, and the graceful shutdown (stop accepting, streams
-//! drain, calls in progress finish, then every connection closes).
+//! drain, calls in progress finish, then every connection closes; one still open twice the
+//! shutdown grace after the shutdown began, whose peer reads nothing, is dropped).
 
 use std::io;
 use std::pin::Pin;
