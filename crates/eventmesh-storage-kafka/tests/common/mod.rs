@@ -147,7 +147,8 @@ impl Tansu {
         let listener = format!("tcp://127.0.0.1:{}", self.port);
         let engine = match self.engine {
             Engine::Memory => "memory://tansu/".to_owned(),
-            Engine::Sqlite => format!("sqlite://{}", self.dir.path().join("tansu.db").display()),
+            // Relative to the broker's working directory, the temporary directory.
+            Engine::Sqlite => "sqlite://tansu.db".to_owned(),
         };
         let child = Command::new(&self.bin)
             .arg("broker")
