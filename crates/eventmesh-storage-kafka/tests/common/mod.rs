@@ -134,7 +134,15 @@ impl Tansu {
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        // The first error is usually the cause; the tail shows the state at the end.
+        let first = lines
+            .iter()
+            .find(|l| l.contains("ERROR") || l.contains("panicked"))
+            .map_or(String::new(), |l| format!("first error: {l}\n...\n"));
+        format!(
+            "{first}{}",
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
     }
 
     fn spawn(&mut self) -> Result<(), String> {
