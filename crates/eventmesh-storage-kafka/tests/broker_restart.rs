@@ -39,6 +39,10 @@ async fn acknowledged_publishes_survive_a_broker_kill() {
     // A publish during the outage must fail within the kit's bound (4 s).
     opts.publish_timeout = Duration::from_secs(2);
     opts.request_timeout = Duration::from_secs(2);
+    // tansu 0.6.0's SQLite engine panics ("more or less than one row", lite.rs) on the first
+    // produce of an idempotent producer after a SIGKILL restart and then serves nothing: the
+    // test runs the producer without idempotence (see docs/stores.md).
+    opts.idempotence = false;
     let store: Arc<dyn EventStore> = Arc::new(KafkaStore::connect(opts).await.expect("connect"));
     let topic = Topic::new(&format!("restart.{}", std::process::id())).expect("topic");
     let mut broker = Broker(broker);
