@@ -300,3 +300,54 @@ async fn a_publisher_session_expires_unless_it_heartbeats() {
     assert_eq!(core.session_count(), base + 2);
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_sdk_subscriber_right_after_an_event_keeps_its_ack() {
+    let (h, _dir) = start(|_| {}).await;
+    let (tx, mut rx) = mpsc::channel(4);
+    let sub = GrpcSubscriber::start(
+        sdk(&h, "g-close"),
+        vec![("t-close".into(), SubscriptionMode::Clustering, ASYNC)],
+        move |d| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(d).await;
+                Ok(None)
+            }
+        },
+    )
+    .await
+    .expect("subscribed");
+    let publisher = GrpcPublisher::connect(sdk(&h, "p-close"))
+        .await
+        .expect("connects");
+    publisher
+        .publish("t-close", text_event("last"))
+        .await
+        .expect("published");
+    let d = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time")
+        .expect("open");
+    assert_eq!(text(&d), "last");
+    // Closed as soon as the handler returned: the ack must still reach the mesh, so the event
+    // is done for the group (a lost ack would send it back to the store, never committed).
+    sub.close().await;
+    let consumer = eventmesh_storage::ConsumerRef::clustering(
+        eventmesh_core::Topic::new("t-close").expect("a topic"),
+        eventmesh_core::GroupName::new("g-close").expect("a group"),
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let info = h.store().cursor_info(&consumer).await.expect("cursor");
+        if info.committed.iter().map(|(_, s)| *s).sum::<u64>() == 1 && info.in_flight == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the event was never acked: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.shutdown().await;
+}

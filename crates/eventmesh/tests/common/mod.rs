@@ -29,6 +29,8 @@ pub struct Node {
     pub tcp: String,
     /// The HTTP protocol address.
     pub http: String,
+    /// The gRPC protocol address.
+    pub grpc: String,
     _dir: tempfile::TempDir,
 }
 
@@ -56,11 +58,13 @@ impl Node {
         });
         let tcp = handle.tcp_addr().expect("TCP is on").to_string();
         let http = handle.http_addr().expect("HTTP is on").to_string();
+        let grpc = handle.grpc_addr().expect("gRPC is on").to_string();
         Node {
             rt,
             handle: Some(handle),
             tcp,
             http,
+            grpc,
             _dir: dir,
         }
     }
