@@ -46,8 +46,8 @@ pub use server::{
 };
 pub use shutdown::ShutdownConfig;
 pub use storage::{
-    EmbeddedStorageConfig, FsyncPolicy, NatsStorageConfig, RabbitmqStorageConfig,
-    RedisStorageConfig, StorageConfig, StorageKind,
+    DefibusStorageConfig, EmbeddedStorageConfig, FsyncPolicy, NatsStorageConfig,
+    RabbitmqStorageConfig, RedisStorageConfig, RocketmqStorageConfig, StorageConfig, StorageKind,
 };
 pub use validate::MAX_EVENT_BYTES_LIMIT;
 
