@@ -430,7 +430,7 @@ pub fn text_data(event: &PbEvent) -> Option<&str> {
 }
 
 /// One item of a subscription payload: `{"topic", "mode", "type"}` (as the Java SDK writes
-/// `SubscriptionItem`).
+/// `SubscriptionItem`), with an optional `"filter"` (an EventMesh-rs extension).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionItem {
     /// The topic.
@@ -441,6 +441,10 @@ pub struct SubscriptionItem {
     /// `ASYNC` (default) or `SYNC`.
     #[serde(default = "asynchronous", rename = "type")]
     pub ty: String,
+    /// An EventMesh-rs extension: a CloudEvents SQL (CESQL 1.0) expression; only events it
+    /// matches are pushed. Written only when set, so the payload stays what Java expects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 fn clustering() -> String {
@@ -458,7 +462,15 @@ impl SubscriptionItem {
             topic: topic.into(),
             mode: mode.as_str().to_owned(),
             ty: ty.as_str().to_owned(),
+            filter: None,
         }
+    }
+
+    /// The item with a filter expression.
+    #[must_use]
+    pub fn with_filter(mut self, filter: impl Into<String>) -> Self {
+        self.filter = Some(filter.into());
+        self
     }
 
     /// The mode, if valid.
@@ -902,6 +914,7 @@ mod tests {
         };
         let items = subscription_items(&e).unwrap();
         assert_eq!(items[0].mode().unwrap(), SubscriptionMode::Broadcasting);
+        assert_eq!(items[0].filter, None);
         assert_eq!(items[1].ty().unwrap(), SubscriptionType::Async);
         let bad = PbEvent {
             data: Some(Data::TextData(
@@ -914,6 +927,23 @@ mod tests {
             StatusCode::BodyErr
         );
         assert!(subscription_items(&PbEvent::default()).is_err());
+    }
+
+    #[test]
+    fn a_filter_is_read_and_written_only_when_set() {
+        let plain =
+            SubscriptionItem::new("a", SubscriptionMode::Clustering, SubscriptionType::Async);
+        assert_eq!(
+            subscription_data(std::slice::from_ref(&plain)),
+            r#"[{"topic":"a","mode":"CLUSTERING","type":"ASYNC"}]"#
+        );
+        let filtered = plain.with_filter("type = 'x'");
+        let e = PbEvent {
+            data: Some(Data::TextData(subscription_data(&[filtered]))),
+            ..PbEvent::default()
+        };
+        let items = subscription_items(&e).unwrap();
+        assert_eq!(items[0].filter.as_deref(), Some("type = 'x'"));
     }
 
     #[test]

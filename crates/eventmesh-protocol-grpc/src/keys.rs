@@ -48,6 +48,10 @@ pub const CONTENT_TYPE: &str = "contenttype";
 pub const CLUSTER: &str = "cluster";
 /// A webhook subscriber's URL.
 pub const URL: &str = "url";
+/// On a subscribe or `subscribeStream` subscription (EventMesh-rs): a CloudEvents SQL
+/// (CESQL 1.0) expression for every item of the message that has no `filter` of its own; only
+/// events it matches are pushed, the others are done for the group without delivery.
+pub const FILTER: &str = "filter";
 
 // Heartbeat.
 /// `ce_integer`: [`CLIENT_TYPE_PUB`] or [`CLIENT_TYPE_SUB`].

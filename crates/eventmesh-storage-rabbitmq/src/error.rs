@@ -13,7 +13,7 @@ pub enum RabbitError {
     #[error("{0}")]
     Unavailable(String),
     /// An AMQP operation failed.
-    #[error("AMQP {op} failed: {source}")]
+    #[error("RabbitMQ {op} failed: {source}")]
     Amqp {
         /// What was being done.
         op: String,

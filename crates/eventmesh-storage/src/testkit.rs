@@ -158,6 +158,7 @@ macro_rules! bail {
 
 mod admin;
 mod broadcasting;
+mod broker_restart;
 mod clustering;
 mod durability;
 pub mod faults;
@@ -168,6 +169,7 @@ mod support;
 
 pub use admin::topic_admin;
 pub use broadcasting::broadcasting_fan_out;
+pub use broker_restart::{BrokerProcess, RestartOptions, RestartReport, broker_kill_restart};
 pub use clustering::clustering_shared_cursor;
 pub use durability::restart_durability;
 pub use ordering::publish_fetch_order;

@@ -3,7 +3,8 @@
 //!
 //! * [`GrpcPublisher`]: `publish`, `publish_batch`, the one-way forms, `request` (request-reply)
 //!   and `heartbeat`.
-//! * [`GrpcSubscriber`]: one `subscribeStream` per subscriber with a handler; heartbeats every
+//! * [`GrpcSubscriber`]: one `subscribeStream` per subscriber with a handler (and, with
+//!   [`GrpcSubscriber::start_filtered`], a CloudEvents SQL filter); heartbeats every
 //!   `heartbeat_interval`; a heartbeat answered `statuscode` "30" (the server forgot this
 //!   client, e.g. after a restart) makes it subscribe again; a broken stream is reopened with
 //!   backoff.

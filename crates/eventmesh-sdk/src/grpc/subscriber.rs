@@ -73,6 +73,29 @@ impl GrpcSubscriber {
         F: Fn(GrpcDelivery) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Option<CloudEvent>, HandlerError>> + Send + 'static,
     {
+        Self::start_filtered(config, topics, None, handler).await
+    }
+
+    /// [`GrpcSubscriber::start`] with a filter for every topic: a CloudEvents SQL (CESQL 1.0)
+    /// expression such as `type = 'order.created' AND source LIKE '/shop/%'`, sent as the
+    /// subscription's `filter` attribute. The mesh pushes only the events it matches; the
+    /// others are done for the group without delivery. The filter belongs to the (group,
+    /// topic): every member must subscribe with the same one. A blank filter is none.
+    ///
+    /// # Errors
+    /// As [`GrpcSubscriber::start`]; an invalid expression, or one that differs from the
+    /// group's, is [`GrpcError::Server`] with `statuscode` "17" and the server's reason (for a
+    /// bad expression, the parse error with its position).
+    pub async fn start_filtered<F, Fut>(
+        config: GrpcConfig,
+        topics: Vec<(String, SubscriptionMode, SubscriptionType)>,
+        filter: Option<&str>,
+        handler: F,
+    ) -> Result<Self, GrpcError>
+    where
+        F: Fn(GrpcDelivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<CloudEvent>, HandlerError>> + Send + 'static,
+    {
         if topics.is_empty() {
             return Err(GrpcError::Config("no topic to subscribe".to_owned()));
         }
@@ -87,6 +110,7 @@ impl GrpcSubscriber {
         let worker = Worker {
             config: Arc::new(config),
             items,
+            filter: filter.filter(|f| !f.trim().is_empty()).map(str::to_owned),
             handler,
             cancel: cancel.clone(),
             resubscribes: resubscribes.clone(),
@@ -139,6 +163,7 @@ impl Drop for GrpcSubscriber {
 struct Worker {
     config: Arc<GrpcConfig>,
     items: Vec<SubscriptionItem>,
+    filter: Option<String>,
     handler: Handler,
     cancel: CancellationToken,
     resubscribes: Arc<AtomicU64>,
@@ -180,6 +205,9 @@ impl Worker {
         attributes.insert(keys::DATA_CONTENT_TYPE.to_owned(), s("application/json"));
         attributes.insert(keys::ACK_MODE.to_owned(), s(keys::ACK_MODE_EXPLICIT));
         attributes.insert(keys::UNACK.to_owned(), s(c.window.to_string()));
+        if let Some(f) = &self.filter {
+            attributes.insert(keys::FILTER.to_owned(), s(f.clone()));
+        }
         v1::CloudEvent {
             id: crate::random_id(),
             source: "/eventmesh-sdk-rust".to_owned(),

@@ -40,10 +40,12 @@ fn group_of(pb: &v1::CloudEvent) -> Result<GroupName, Failure> {
     GroupName::new(&g).map_err(|e| Failure::new(StatusCode::BodyErr, e.to_string()))
 }
 
-/// Identity, group and items of a subscribe or unsubscribe message.
+/// Identity, group and items of a subscribe or unsubscribe message. An item's filter is its
+/// own `filter`, else the message's `filter` attribute; a blank one is none.
 fn subscription(pb: &v1::CloudEvent) -> Result<(ClientIdentity, GroupName, Vec<Item>), Failure> {
     let identity = convert::identity(pb)?;
     let group = group_of(pb)?;
+    let default_filter = convert::attribute(pb, keys::FILTER);
     let items = convert::subscription_items(pb)?
         .into_iter()
         .map(|i| {
@@ -53,10 +55,16 @@ fn subscription(pb: &v1::CloudEvent) -> Result<(ClientIdentity, GroupName, Vec<I
                     format!("invalid topic `{}`: {e}", i.topic),
                 )
             })?;
+            let filter = i
+                .filter
+                .clone()
+                .or_else(|| default_filter.clone())
+                .filter(|f| !f.trim().is_empty());
             Ok(Item {
                 topic,
                 mode: i.mode()?,
                 ty: i.ty()?,
+                filter,
             })
         })
         .collect::<Result<Vec<_>, Failure>>()?;
@@ -170,25 +178,33 @@ async fn subscribe_webhook(ctx: &GrpcContext, pb: &v1::CloudEvent) -> Result<Str
     };
     let format =
         PushFormat::from_protocol_type(convert::attribute(pb, keys::PROTOCOL_TYPE).as_deref());
-    let req = SubscribeRequest {
-        url,
-        group,
-        items: items
-            .into_iter()
-            .map(|i| TopicItem {
-                topic: i.topic,
-                mode: i.mode,
-                ty: i.ty,
-            })
-            .collect(),
-        format,
-        max_in_flight: None,
-        push_rate: None,
-    };
-    webhooks
-        .subscribe(req)
-        .await
-        .map_err(|e| Failure::during(StatusCode::SubscribeErr, &e))?;
+    // One webhook subscribe per distinct filter (a filter belongs to the (group, topic)).
+    let mut by_filter: Vec<(Option<String>, Vec<TopicItem>)> = Vec::new();
+    for i in items {
+        let item = TopicItem {
+            topic: i.topic,
+            mode: i.mode,
+            ty: i.ty,
+        };
+        match by_filter.iter_mut().find(|(f, _)| *f == i.filter) {
+            Some((_, list)) => list.push(item),
+            None => by_filter.push((i.filter, vec![item])),
+        }
+    }
+    for (filter, items) in by_filter {
+        let req = SubscribeRequest {
+            url: url.clone(),
+            group: group.clone(),
+            items,
+            format,
+            max_in_flight: None,
+            push_rate: None,
+        };
+        webhooks
+            .subscribe_filtered(req, filter)
+            .await
+            .map_err(|e| Failure::during(StatusCode::SubscribeErr, &e))?;
+    }
     Ok("subscribe success".to_owned())
 }
 

@@ -198,7 +198,12 @@ fn items_of(sub: &Subscription) -> Result<Vec<Item>, Failure> {
                     ));
                 }
             };
-            Ok(Item { topic, mode, ty })
+            Ok(Item {
+                topic,
+                mode,
+                ty,
+                filter: None,
+            })
         })
         .collect()
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tracing::{debug, info, warn};
@@ -33,11 +33,26 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// An accepted connection holding its slot of the connection cap.
+/// An accepted connection holding its slot of the connection cap. Once `kill` fires (a
+/// shutdown whose graceful part is over) every read and write fails, so hyper ends the
+/// connection even when the peer reads nothing.
 struct Conn {
     stream: TcpStream,
+    kill: Pin<Box<WaitForCancellationFutureOwned>>,
     _permit: OwnedSemaphorePermit,
     _gauge: metrics_gauge::Open,
+}
+
+impl Conn {
+    /// An error once the connection is to be dropped (registers the waker otherwise).
+    fn killed(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        self.kill.as_mut().poll(cx).is_ready().then(|| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "eventmesh is shutting down and the grace is over",
+            )
+        })
+    }
 }
 
 mod metrics_gauge {
@@ -65,6 +80,9 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(e) = self.killed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -75,6 +93,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.killed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -83,6 +104,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.killed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
@@ -91,6 +115,9 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.killed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
@@ -103,6 +130,8 @@ impl AsyncWrite for Conn {
 struct Incoming {
     listener: TcpListener,
     slots: Arc<Semaphore>,
+    /// Cancelled when the connections still open are to be dropped.
+    kill: CancellationToken,
     backoff: Duration,
     pause: Option<Pin<Box<Sleep>>>,
 }
@@ -148,6 +177,7 @@ impl tokio_stream::Stream for Incoming {
             gauge.increment(1.0);
             return Poll::Ready(Some(Ok(Conn {
                 stream,
+                kill: Box::pin(self.kill.clone().cancelled_owned()),
                 _permit: permit,
                 _gauge: metrics_gauge::Open(gauge),
             })));
@@ -238,9 +268,11 @@ pub(super) async fn run(
             })
             .max_decoding_message_size(max),
         );
+    let kill = CancellationToken::new();
     let incoming = Incoming {
         listener,
         slots: ctx.connections.clone(),
+        kill: kill.clone(),
         backoff: Duration::from_millis(10),
         pause: None,
     };
@@ -257,7 +289,22 @@ pub(super) async fn run(
             ctx.shutdown.cancel();
         }
     };
-    let served = router.serve_with_incoming_shutdown(incoming, signal).await;
+    let serve = router.serve_with_incoming_shutdown(incoming, signal);
+    tokio::pin!(serve);
+    // Streams end within the grace and unary calls in progress get as long again; a
+    // connection still open then (a peer that reads nothing holds its last frames) is dropped.
+    let linger = ctx.options.shutdown_grace * 2;
+    let served = tokio::select! {
+        r = &mut serve => r,
+        () = async {
+            ctx.shutdown.cancelled().await;
+            tokio::time::sleep(linger).await;
+        } => {
+            warn!(message = "gRPC connections still open after the shutdown grace; dropping them.", transport = "grpc", linger_ms = linger.as_millis() as u64);
+            kill.cancel();
+            serve.await
+        }
+    };
     // Streams whose connection went away mid-drain still end on their own; wait for them.
     ctx.shutdown.cancel();
     ctx.streams.close();

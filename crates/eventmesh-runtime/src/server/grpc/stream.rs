@@ -62,6 +62,8 @@ pub(super) struct Item {
     pub(super) topic: Topic,
     pub(super) mode: SubscriptionMode,
     pub(super) ty: SubscriptionType,
+    /// The CloudEvents SQL filter (legacy subscriptions have no place for one).
+    pub(super) filter: Option<String>,
 }
 
 /// What a client sent up the request stream.
@@ -215,6 +217,13 @@ pub(super) fn open<D: Dialect>(
     (stream, task)
 }
 
+async fn sleep_until_some(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_push<T: Send + 'static>(
     state: &mut Option<Subscribed>,
     out: &mpsc::Sender<Outgoing<T>>,
@@ -244,6 +253,8 @@ impl<D: Dialect> StreamTask<D> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let can_push = self.draining.is_none() && self.state.is_some();
+            // While draining, wake up when the grace ends (the tick may be far longer).
+            let grace_end = self.draining;
             let event = tokio::select! {
                 biased;
                 () = shutdown.cancelled(), if self.draining.is_none() => Event::Shutdown,
@@ -251,6 +262,7 @@ impl<D: Dialect> StreamTask<D> {
                 m = self.inbound.message() => Event::In(m),
                 p = next_push(&mut self.state, &self.out), if can_push => Event::Push(p),
                 _ = tick.tick() => Event::Tick,
+                () = sleep_until_some(grace_end), if grace_end.is_some() => Event::Tick,
             };
             match event {
                 Event::Shutdown => {
@@ -316,15 +328,26 @@ impl<D: Dialect> StreamTask<D> {
         }
     }
 
-    /// Sends a message, waiting for room (or shutdown, or the client going).
+    /// Sends a message, waiting for room: while serving, until shutdown begins; while
+    /// draining, until the grace ends (answers during the drain, such as "8" to a subscription,
+    /// still reach a client that reads).
     async fn emit(&mut self, msg: D::Out) {
+        let give_up = async {
+            match self.draining {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => self.ctx.shutdown.cancelled().await,
+            }
+        };
         tokio::select! {
+            biased;
             r = self.out.send(Outgoing::Msg(msg, None)) => {
                 if r.is_err() {
                     debug!(message = "Subscriber stream gone before an answer.", dialect = D::NAME);
                 }
             }
-            () = self.ctx.shutdown.cancelled() => {}
+            () = give_up => {
+                debug!(message = "Answer dropped: the subscriber does not read and eventmesh is stopping.", dialect = D::NAME);
+            }
         }
     }
 
@@ -456,7 +479,7 @@ impl<D: Dialect> StreamTask<D> {
                 topic: TopicPattern::Exact(item.topic.clone()),
                 mode: item.mode,
                 ty: item.ty,
-                filter: None,
+                filter: item.filter,
             };
             match core.subscribe(&s.session, sub, s.endpoint.clone()).await {
                 Ok(()) => {
