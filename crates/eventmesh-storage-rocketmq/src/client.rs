@@ -10,8 +10,8 @@ use std::time::Duration;
 use cheetah_string::CheetahString;
 use parking_lot::Mutex;
 use rocketmq_client_rust::{
-    ClientConfig, ClientInstanceHandle, ClientRuntime, ClientRuntimeConfig, DefaultMQAdminExt,
-    DefaultMQProducer, RouteAdmin, TopicAdmin,
+    ClientConfig, ClientInstanceHandle, ClientRuntime, ClientRuntimeConfig, ConsumerAdmin,
+    DefaultMQAdminExt, DefaultMQProducer, RouteAdmin, TopicAdmin,
 };
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_queue::MessageQueue;
@@ -50,6 +50,9 @@ pub(crate) struct Clients {
     routes: Mutex<HashMap<String, Route>>,
 }
 
+/// The longest the client's tasks may take to stop on close (its default is 30 s).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -63,7 +66,7 @@ impl Clients {
         timeout: Duration,
     ) -> Result<Clients, RocketError> {
         let mut rt_config = RuntimeConfig::for_parallelism("eventmesh-rocketmq", 2);
-        rt_config.shutdown_timeout = Duration::from_secs(5);
+        rt_config.shutdown_timeout = SHUTDOWN_TIMEOUT;
         let owner = RuntimeOwner::plan(rt_config)
             .map_err(|e| RocketError::Config(format!("client runtime: {e}")))?
             .build()
@@ -71,7 +74,10 @@ impl Clients {
         let telemetry = rocketmq_observability::TelemetryRuntimeGuard::noop();
         let runtime = ClientRuntime::try_new(
             owner.root_context().component("eventmesh-store"),
-            ClientRuntimeConfig::default(),
+            ClientRuntimeConfig {
+                shutdown_timeout: SHUTDOWN_TIMEOUT,
+                ..ClientRuntimeConfig::default()
+            },
             telemetry.handle(),
         )
         .map_err(|e| RocketError::Config(format!("client runtime: {e}")))?;
@@ -186,6 +192,21 @@ impl Clients {
         )
         .await?;
         Ok(())
+    }
+
+    /// Creates (or updates) a consumer group on the broker at `addr`; the broker refuses offset
+    /// commits of groups it does not know.
+    pub(crate) async fn create_group(&self, addr: &str, group: &str) -> Result<(), RocketError> {
+        let config =
+            rocketmq_protocol::protocol::subscription::subscription_group_config::SubscriptionGroupConfig::new(
+                group.into(),
+            );
+        let admin = self.admin.lock().await;
+        self.call(
+            "creating a consumer group",
+            admin.create_and_update_subscription_group_config(addr.into(), config),
+        )
+        .await
     }
 
     /// Deletes a topic from the cluster's brokers and the name servers.

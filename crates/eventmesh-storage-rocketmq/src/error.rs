@@ -35,7 +35,10 @@ pub enum RocketError {
 impl RocketError {
     /// A client error, classified: connection and timeout failures are `Unavailable`.
     pub(crate) fn from_client(op: &str, e: &rocketmq_client_rust::ClientError) -> Self {
-        let reason = format!("{e}");
+        let reason = match e.broker_response_code() {
+            Some(code) => format!("{e} (response code {code})"),
+            None => format!("{e}"),
+        };
         let debug = format!("{e:?}");
         if is_unavailable(&reason) || is_unavailable(&debug) {
             RocketError::Unavailable(format!("{op}: {reason}"))

@@ -230,6 +230,9 @@ impl Inner {
                 (CursorState::new(at), true)
             }
         };
+        if fresh {
+            create_groups(self, &n.group, &data_route, &state_route).await?;
+        }
         let flushed = if fresh { 0 } else { st.version };
         let cur = Cursor::new(c.clone(), n, self.writer, st, flushed);
         if fresh {
@@ -599,6 +602,24 @@ impl EventStore for Store {
             None => Ok(()),
         }
     }
+}
+
+/// Creates a cursor's consumer group on the brokers of its data and state topics.
+async fn create_groups(
+    s: &Inner,
+    group: &str,
+    data_route: &Route,
+    state_route: &Route,
+) -> Result<(), RocketError> {
+    s.clients
+        .create_group(&data_route.broker_addr, group)
+        .await?;
+    if state_route.broker_addr != data_route.broker_addr {
+        s.clients
+            .create_group(&state_route.broker_addr, group)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Sends one run of messages; returns the offset of each.
