@@ -50,6 +50,9 @@ pub(crate) struct Clients {
     routes: Mutex<HashMap<String, Route>>,
 }
 
+/// How often the clients refresh topic routes from the name servers, in milliseconds.
+const ROUTE_POLL_MS: u32 = 3_000;
+
 /// The longest the client's tasks may take to stop on close (its default is 30 s).
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -84,8 +87,13 @@ impl Clients {
 
         let mut config = ClientConfig::new();
         config.set_namesrv_addr(namesrv.into());
-        config.set_instance_name(format!("{instance}-h").into());
         config.set_mq_client_api_timeout(ms(timeout));
+        // Routes are polled every 3 s (the client's default is 30 s): a broker that restarts
+        // is used again within seconds of registering with the name servers.
+        config.set_poll_name_server_interval(ROUTE_POLL_MS);
+        let mut producer_config = config.clone();
+        producer_config.set_instance_name(format!("{instance}-p").into());
+        config.set_instance_name(format!("{instance}-h").into());
         let handle = ClientInstanceHandle::get_or_create(&runtime, rand::random(), config, None)
             .map_err(|e| RocketError::from_client("starting the client", &e))?;
         handle
@@ -95,6 +103,7 @@ impl Clients {
 
         let send_timeout = u32::try_from(ms(timeout)).unwrap_or(u32::MAX);
         let mut producer = DefaultMQProducer::builder(runtime.clone())
+            .client_config(producer_config)
             .producer_group(format!("{instance}-producer"))
             .name_server_addr(namesrv.to_owned())
             .send_msg_timeout(send_timeout)
@@ -280,8 +289,22 @@ impl Clients {
         Ok(Some(route))
     }
 
-    /// Sends a batch to the topic's queue 0; returns the queue offset of its first message.
+    /// Sends a batch to the topic's queue 0; returns the queue offset of its first message. A
+    /// failure to reach the broker drops the cached route, so the next call asks again.
     pub(crate) async fn send(
+        &self,
+        topic: &str,
+        route: &Route,
+        messages: Vec<Message>,
+    ) -> Result<u64, RocketError> {
+        let r = self.send_inner(topic, route, messages).await;
+        if matches!(r, Err(RocketError::Unavailable(_))) {
+            self.forget_route(topic);
+        }
+        r
+    }
+
+    async fn send_inner(
         &self,
         topic: &str,
         route: &Route,
@@ -367,7 +390,13 @@ impl Clients {
         );
         let outcome = match tokio::time::timeout(limit, fut).await {
             Ok(Ok(o)) => o,
-            Ok(Err(e)) => return Err(RocketError::from_client("pulling", &e)),
+            Ok(Err(e)) => {
+                let e = RocketError::from_client("pulling", &e);
+                if matches!(e, RocketError::Unavailable(_)) {
+                    self.forget_route(topic);
+                }
+                return Err(e);
+            }
             Err(_) => {
                 return Err(RocketError::Unavailable(format!(
                     "pulling: no answer within {} ms",
