@@ -407,7 +407,7 @@ impl EventStore for Store {
                 retained_bytes: None,
             });
         }
-        out.sort_by(|a, b| a.topic.to_string().cmp(&b.topic.to_string()));
+        out.sort_by_key(|a| a.topic.to_string());
         Ok(out)
     }
 
