@@ -47,11 +47,13 @@ pub(crate) struct Clients {
     admin: tokio::sync::Mutex<DefaultMQAdminExt>,
     timeout: Duration,
     cluster: String,
-    routes: Mutex<HashMap<String, Route>>,
+    /// Cached routes; `true` marks one whose broker failed: it is asked for again, and kept
+    /// while the name servers no longer route the topic (they drop a dead broker's topics).
+    routes: Mutex<HashMap<String, (Route, bool)>>,
 }
 
 /// How often the clients refresh topic routes from the name servers, in milliseconds.
-const ROUTE_POLL_MS: u32 = 3_000;
+const ROUTE_POLL_MS: u32 = 10_000;
 
 /// The longest the client's tasks may take to stop on close (its default is 30 s).
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -88,8 +90,8 @@ impl Clients {
         let mut config = ClientConfig::new();
         config.set_namesrv_addr(namesrv.into());
         config.set_mq_client_api_timeout(ms(timeout));
-        // Routes are polled every 3 s (the client's default is 30 s): a broker that restarts
-        // is used again within seconds of registering with the name servers.
+        // Routes are polled every 10 s, the client's minimum (its default is 30 s): a broker
+        // that restarts is used again soon after it registers with the name servers.
         config.set_poll_name_server_interval(ROUTE_POLL_MS);
         let mut producer_config = config.clone();
         producer_config.set_instance_name(format!("{instance}-p").into());
@@ -238,16 +240,25 @@ impl Clients {
         Ok(list.topic_list.iter().map(|t| t.to_string()).collect())
     }
 
-    /// Forgets the cached route of a topic.
+    /// Forgets the cached route of a topic (deleted, or created by this store).
     pub(crate) fn forget_route(&self, name: &str) {
         self.routes.lock().remove(name);
     }
 
+    /// Marks the cached route of a topic as failed: the next call asks the name servers again.
+    fn suspect_route(&self, name: &str) {
+        if let Some((_, stale)) = self.routes.lock().get_mut(name) {
+            *stale = true;
+        }
+    }
+
     /// The route of a topic's queue 0, `None` when the name servers do not know the topic.
     pub(crate) async fn route(&self, name: &str) -> Result<Option<Route>, RocketError> {
-        if let Some(r) = self.routes.lock().get(name) {
-            return Ok(Some(r.clone()));
-        }
+        let stale = match self.routes.lock().get(name) {
+            Some((r, false)) => return Ok(Some(r.clone())),
+            Some((r, true)) => Some(r.clone()),
+            None => None,
+        };
         let data = self
             .call(
                 "reading a topic route",
@@ -260,7 +271,11 @@ impl Clients {
             Err(RocketError::Broker { reason, .. }) if reason.contains("17") => None,
             Err(e) => return Err(e),
         };
-        let Some(data) = data else { return Ok(None) };
+        let Some(data) = data else {
+            // While its broker is down the name servers forget a topic: keep the last route, so
+            // calls fail as unavailable rather than as an unknown topic.
+            return Ok(stale);
+        };
         let mut brokers: Vec<&str> = data
             .queue_datas
             .iter()
@@ -269,7 +284,7 @@ impl Clients {
             .collect();
         brokers.sort_unstable();
         let Some(broker) = brokers.first() else {
-            return Ok(None);
+            return Ok(stale);
         };
         let Some(addr) = data
             .broker_datas
@@ -285,12 +300,14 @@ impl Clients {
             broker_name: (*broker).to_owned(),
             broker_addr: addr.to_string(),
         };
-        self.routes.lock().insert(name.to_owned(), route.clone());
+        self.routes
+            .lock()
+            .insert(name.to_owned(), (route.clone(), false));
         Ok(Some(route))
     }
 
     /// Sends a batch to the topic's queue 0; returns the queue offset of its first message. A
-    /// failure to reach the broker drops the cached route, so the next call asks again.
+    /// failure to reach the broker marks the cached route, so the next call asks again.
     pub(crate) async fn send(
         &self,
         topic: &str,
@@ -299,7 +316,7 @@ impl Clients {
     ) -> Result<u64, RocketError> {
         let r = self.send_inner(topic, route, messages).await;
         if matches!(r, Err(RocketError::Unavailable(_))) {
-            self.forget_route(topic);
+            self.suspect_route(topic);
         }
         r
     }
@@ -393,7 +410,7 @@ impl Clients {
             Ok(Err(e)) => {
                 let e = RocketError::from_client("pulling", &e);
                 if matches!(e, RocketError::Unavailable(_)) {
-                    self.forget_route(topic);
+                    self.suspect_route(topic);
                 }
                 return Err(e);
             }
