@@ -274,50 +274,60 @@ impl Cursor {
                 drop(guard);
                 continue;
             }
-            let now = Instant::now();
             let until = next_due.map_or(deadline, |d| d.min(deadline));
-            let suspend = until.saturating_duration_since(now);
-            let from = match attach {
-                Attach::Offset(o) => o,
-                Attach::Time(t) => clients.offset_at(&self.topic, data_route, t).await?,
-            };
-            let pulled = match clients
-                .pull(
-                    &self.group,
-                    &self.topic,
-                    data_route,
-                    from,
-                    pull_batch,
-                    suspend,
-                )
-                .await
-            {
-                Ok(p) => p,
-                // A long poll the client gave up on is not an outage: try again.
-                Err(RocketError::Unavailable(_)) if Instant::now() >= until => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let mut st = self.st.lock();
-            if pulled.illegal && from < pulled.min {
-                // Retention removed events the cursor had not read: skip to what is left.
-                st.jump(pulled.min);
-                continue;
-            }
-            for m in pulled.messages {
-                let Ok(offset) = u64::try_from(m.queue_offset()) else {
-                    continue;
+            let mut suspend = until.saturating_duration_since(Instant::now());
+            let mut attach = attach;
+            // The broker returns a few dozen messages per pull at most: pull again at once
+            // while messages come and fewer than `max` are ready, so that one fetch hands out
+            // up to `max` events.
+            loop {
+                let from = match attach {
+                    Attach::Offset(o) => o,
+                    Attach::Time(t) => clients.offset_at(&self.topic, data_route, t).await?,
                 };
-                let item = match m.body().map(|b| EventRecord::decode(&b)) {
-                    Some(Ok(r)) => Item::Record(r),
-                    Some(Err(error)) => {
-                        warn!(message = "Skipped a message that is not an event.", topic = %self.topic, offset, %error);
-                        Item::Skip
-                    }
-                    None => Item::Skip,
+                let pulled = match clients
+                    .pull(
+                        &self.group,
+                        &self.topic,
+                        data_route,
+                        from,
+                        pull_batch,
+                        suspend,
+                    )
+                    .await
+                {
+                    Ok(p) => p,
+                    // A long poll the client gave up on is not an outage: try again.
+                    Err(RocketError::Unavailable(_)) if Instant::now() >= until => break,
+                    Err(e) => return Err(e.into()),
                 };
-                st.on_read(offset, item);
+                let mut st = self.st.lock();
+                if pulled.illegal && from < pulled.min {
+                    // Retention removed events the cursor had not read: skip to what is left.
+                    st.jump(pulled.min);
+                    break;
+                }
+                let got = pulled.messages.len();
+                for m in pulled.messages {
+                    let Ok(offset) = u64::try_from(m.queue_offset()) else {
+                        continue;
+                    };
+                    let item = match m.body().map(|b| EventRecord::decode(&b)) {
+                        Some(Ok(r)) => Item::Record(r),
+                        Some(Err(error)) => {
+                            warn!(message = "Skipped a message that is not an event.", topic = %self.topic, offset, %error);
+                            Item::Skip
+                        }
+                        None => Item::Skip,
+                    };
+                    st.on_read(offset, item);
+                }
+                if got == 0 || st.buffered() >= max {
+                    break;
+                }
+                attach = st.attach();
+                suspend = Duration::ZERO;
             }
-            drop(st);
             drop(guard);
         }
     }
