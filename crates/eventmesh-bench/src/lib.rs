@@ -32,6 +32,7 @@
 //! * Tokio's timer has a 1 ms granularity: at rates above 1,000/s several tickets fall due per
 //!   tick and are sent together, and measured latencies include up to 1 ms of that pacing delay.
 
+mod direct;
 mod histogram;
 mod pacing;
 mod progress;
@@ -43,7 +44,13 @@ use std::time::Duration;
 pub use histogram::Latency;
 pub use pacing::Pacer;
 pub use report::Report;
-pub use run::run;
+pub use run::{run, run_direct};
+
+/// What the direct side of a `--direct` run does (broker, storage, acks), for the report.
+#[must_use]
+pub fn direct_settings() -> &'static str {
+    direct::Direct::settings()
+}
 
 /// What the benchmark does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -254,6 +261,9 @@ pub enum BenchError {
     /// A latency histogram could not be built or merged.
     #[error("latency histogram: {0}")]
     Histogram(String),
+    /// The broker of a `--direct` run refused something.
+    #[error("direct broker: {0}")]
+    Direct(String),
     /// A benchmark task failed.
     #[error("a benchmark task failed: {0}")]
     Task(String),

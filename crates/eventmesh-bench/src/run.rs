@@ -9,8 +9,10 @@ use eventmesh_sdk::{
 };
 use parking_lot::Mutex;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::direct::{Direct, DirectTopic};
 use crate::pacing::{Pacer, payload};
 use crate::progress::{Counters, Progress};
 use crate::report::{Report, Tally};
@@ -32,10 +34,39 @@ const POLL: Duration = Duration::from_millis(5);
 /// run are counted in [`Report::errors`], not returned.
 pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     config.validate()?;
+    run_on(config, None).await
+}
+
+/// Runs `config`'s workload straight against the broker at `url` with its own Rust client (see
+/// [`crate::direct`]), for a same-run baseline; the report's `addr` is `url`.
+///
+/// # Errors
+/// As [`run`], plus [`BenchError::Unsupported`] for a scenario or broker the direct mode lacks
+/// and [`BenchError::Direct`] when the broker refuses.
+pub async fn run_direct(mut config: BenchConfig, url: &str) -> Result<Report, BenchError> {
+    config.validate()?;
+    if matches!(config.scenario, Scenario::RequestReply | Scenario::Sub) {
+        return Err(BenchError::Unsupported(format!(
+            "--direct runs pub, pubsub and fanout, not {}",
+            config.scenario.as_str()
+        )));
+    }
+    let direct = Direct::connect(url).await?;
+    config.addr = direct.url().to_owned();
+    let mut report = run_on(config, Some(direct)).await?;
+    report.protocol = "nats-jetstream";
+    Ok(report)
+}
+
+async fn run_on(config: BenchConfig, direct: Option<Direct>) -> Result<Report, BenchError> {
     let topic = config
         .topic
         .clone()
         .unwrap_or_else(|| format!("bench-{:016x}", rand::random::<u64>()));
+    let direct = match &direct {
+        Some(d) => Some(d.prepare(&topic).await?),
+        None => None,
+    };
     let counters = Arc::new(Counters::default());
     let clock = Arc::new(Pacer::new(None, Limit::Count(0)));
     // Nanoseconds after the clock's start of the last delivery.
@@ -44,7 +75,12 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     let mut subscribers = Vec::new();
     if config.scenario != Scenario::Pub {
         for n in 0..config.subscribers {
-            let sub = subscribe(&config, &topic, n, &clock, &counters, &last_delivery).await?;
+            let sub = match &direct {
+                Some(d) => {
+                    subscribe_direct(&config, d, n, &clock, &counters, &last_delivery).await?
+                }
+                None => subscribe(&config, &topic, n, &clock, &counters, &last_delivery).await?,
+            };
             subscribers.push(sub);
         }
         info!(message = "Subscribed.", topic = %topic, subscribers = subscribers.len());
@@ -58,17 +94,23 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     let mut workers = JoinSet::new();
     if config.scenario != Scenario::Sub {
         for n in 0..config.publishers {
-            let client = connect(&config, format!("{topic}-pub"), Purpose::Pub, n).await?;
+            let sender = match &direct {
+                Some(d) => Sender::Direct(Box::new(d.clone())),
+                None => {
+                    let client = connect(&config, format!("{topic}-pub"), Purpose::Pub, n).await?;
+                    publishers.push(client.clone());
+                    Sender::Mesh(client)
+                }
+            };
             for _ in 0..config.window {
                 workers.spawn(publish_worker(
-                    client.clone(),
+                    sender.clone(),
                     config.clone(),
                     topic.clone(),
                     pacer.clone(),
                     counters.clone(),
                 ));
             }
-            publishers.push(client);
         }
     }
     while let Some(done) = workers.join_next().await {
@@ -101,9 +143,12 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     };
     progress.finish().await;
 
-    for (client, hist) in &subscribers {
-        client.close().await;
+    for (handle, hist) in subscribers {
+        handle.close().await;
         latency.merge(&hist.lock())?;
+    }
+    if let Some(d) = &direct {
+        d.remove().await;
     }
     let (published, delivered, errors) = counters.get();
     let tally = Tally {
@@ -179,7 +224,71 @@ async fn connect(
         })
 }
 
-type Subscriber = (Client, Arc<Mutex<Latency>>);
+/// A running subscriber: a mesh client, or a direct pull task.
+enum SubHandle {
+    Mesh(Client),
+    Direct(CancellationToken, tokio::task::JoinHandle<()>),
+}
+
+impl SubHandle {
+    async fn close(self) {
+        match self {
+            SubHandle::Mesh(client) => client.close().await,
+            SubHandle::Direct(stop, task) => {
+                stop.cancel();
+                let _ = task.await;
+            }
+        }
+    }
+}
+
+type Subscriber = (SubHandle, Arc<Mutex<Latency>>);
+
+/// What a subscriber does with each event's data: records its latency and counts it.
+fn on_event(
+    clock: &Pacer,
+    counters: &Counters,
+    last: &AtomicU64,
+    hist: &Mutex<Latency>,
+    data: Option<&[u8]>,
+) {
+    if let Some(latency) = data.and_then(|data| clock.latency_of(data)) {
+        hist.lock().record(latency);
+    }
+    counters.delivered.fetch_add(1, Ordering::Relaxed);
+    let at = u64::try_from(clock.start().elapsed().as_nanos()).unwrap_or(u64::MAX);
+    last.fetch_max(at, Ordering::Relaxed);
+}
+
+async fn subscribe_direct(
+    config: &BenchConfig,
+    topic: &DirectTopic,
+    n: usize,
+    clock: &Arc<Pacer>,
+    counters: &Arc<Counters>,
+    last_delivery: &Arc<AtomicU64>,
+) -> Result<Subscriber, BenchError> {
+    let hist = Arc::new(Mutex::new(Latency::new()?));
+    let durable = match effective_mode(config) {
+        Mode::Clustering => "bench-sub".to_owned(),
+        Mode::Broadcasting => format!("bench-sub-{n}"),
+    };
+    let (clock, counters, last, h) = (
+        clock.clone(),
+        counters.clone(),
+        last_delivery.clone(),
+        hist.clone(),
+    );
+    let stop = CancellationToken::new();
+    let task = topic
+        .subscribe(
+            &durable,
+            stop.clone(),
+            Arc::new(move |data: &[u8]| on_event(&clock, &counters, &last, &h, Some(data))),
+        )
+        .await?;
+    Ok((SubHandle::Direct(stop, task), hist))
+}
 
 async fn subscribe(
     config: &BenchConfig,
@@ -214,17 +323,13 @@ async fn subscribe(
             hist.clone(),
         );
         let handler = move |delivery: Delivery| {
-            if let Some(latency) = delivery
-                .event
-                .data
-                .as_deref()
-                .and_then(|data| clock.latency_of(data))
-            {
-                hist.lock().record(latency);
-            }
-            counters.delivered.fetch_add(1, Ordering::Relaxed);
-            let at = u64::try_from(clock.start().elapsed().as_nanos()).unwrap_or(u64::MAX);
-            last.fetch_max(at, Ordering::Relaxed);
+            on_event(
+                &clock,
+                &counters,
+                &last,
+                &hist,
+                delivery.event.data.as_deref(),
+            );
             async { Ok(()) }
         };
         client
@@ -235,12 +340,44 @@ async fn subscribe(
         context: format!("subscribing {n} to {topic}"),
         source,
     })?;
-    Ok((client, hist))
+    Ok((SubHandle::Mesh(client), hist))
+}
+
+/// Where a publisher sends: the mesh through the SDK, or the broker directly.
+#[derive(Clone)]
+enum Sender {
+    Mesh(Client),
+    Direct(Box<DirectTopic>),
+}
+
+impl Sender {
+    async fn send(
+        &self,
+        scenario: Scenario,
+        topic: &str,
+        index: u64,
+        data: bytes::Bytes,
+    ) -> Result<(), String> {
+        match self {
+            Sender::Mesh(client) => {
+                let event = CloudEvent::new(index.to_string(), SOURCE, EVENT_TYPE)
+                    .with_data("text/plain", data);
+                let outcome = match scenario {
+                    Scenario::RequestReply => {
+                        client.request(topic, event, CALL_TIMEOUT).await.map(drop)
+                    }
+                    _ => client.publish(topic, event).await,
+                };
+                outcome.map_err(|e| e.to_string())
+            }
+            Sender::Direct(d) => d.publish(data).await,
+        }
+    }
 }
 
 /// One window slot of a publisher: takes tickets, sends each when due, and awaits its answer.
 async fn publish_worker(
-    client: Client,
+    sender: Sender,
     config: BenchConfig,
     topic: String,
     pacer: Arc<Pacer>,
@@ -258,12 +395,9 @@ async fn publish_worker(
         }
         tokio::time::sleep_until(ticket.due.into()).await;
         let data = payload(pacer.wall_ns(ticket.due), config.size);
-        let event = CloudEvent::new(ticket.index.to_string(), SOURCE, EVENT_TYPE)
-            .with_data("text/plain", data);
-        let outcome = match config.scenario {
-            Scenario::RequestReply => client.request(&topic, event, CALL_TIMEOUT).await.map(drop),
-            _ => client.publish(&topic, event).await,
-        };
+        let outcome = sender
+            .send(config.scenario, &topic, ticket.index, data)
+            .await;
         match outcome {
             Ok(()) => {
                 counters.published.fetch_add(1, Ordering::Relaxed);

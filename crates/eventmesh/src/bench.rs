@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use eventmesh_bench::{BenchConfig, BenchError, Limit, Mode, Scenario, Transport};
+use eventmesh_bench::{BenchConfig, BenchError, Limit, Mode, Report, Scenario, Transport};
 
 use crate::cli::ModeArg;
 
@@ -77,6 +77,11 @@ pub(crate) struct BenchArgs {
     /// How long to wait for deliveries still in flight after publishing ends.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub(crate) drain: Duration,
+    /// Also run the same workload straight against this broker with its own Rust client, right
+    /// after the mesh run, and report both and the ratio (a same-run baseline). Only
+    /// `nats://host:port` (JetStream) is supported yet; not for `sub` or `request-reply`.
+    #[arg(long, value_name = "URL")]
+    pub(crate) direct: Option<String>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub(crate) json: bool,
@@ -146,6 +151,13 @@ pub(crate) fn main(args: &BenchArgs) -> ExitCode {
         eprintln!("eventmesh bench: {e}");
         return ExitCode::from(crate::EXIT_CONFIG);
     }
+    if args.direct.is_some() && matches!(config.scenario, Scenario::Sub | Scenario::RequestReply) {
+        eprintln!(
+            "eventmesh bench: --direct runs pub, pubsub and fanout, not {}",
+            config.scenario.as_str()
+        );
+        return ExitCode::from(crate::EXIT_CONFIG);
+    }
     let log = eventmesh_config::LogConfig {
         level: std::env::var("EVENTMESH_LOG__LEVEL").unwrap_or_else(|_| "warn".to_owned()),
         ..eventmesh_config::LogConfig::default()
@@ -165,15 +177,18 @@ pub(crate) fn main(args: &BenchArgs) -> ExitCode {
             return ExitCode::from(crate::EXIT_FAILURE);
         }
     };
-    let result = rt.block_on(eventmesh_bench::run(config));
+    let result = rt.block_on(async {
+        let mesh = eventmesh_bench::run(config.clone()).await?;
+        let direct = match &args.direct {
+            Some(url) => Some(eventmesh_bench::run_direct(config, url).await?),
+            None => None,
+        };
+        Ok::<_, BenchError>((mesh, direct))
+    });
     rt.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(report) => {
-            if args.json {
-                println!("{}", report.to_json());
-            } else {
-                println!("{report}");
-            }
+        Ok((report, direct)) => {
+            print_reports(args.json, &report, direct.as_ref());
             if report.published == 0 && report.delivered == 0 {
                 eprintln!("eventmesh bench: no event was published or delivered");
                 return ExitCode::from(crate::EXIT_FAILURE);
@@ -189,6 +204,52 @@ pub(crate) fn main(args: &BenchArgs) -> ExitCode {
             ExitCode::from(crate::EXIT_FAILURE)
         }
     }
+}
+
+/// The mesh's report, and with `--direct` the broker's and how they compare.
+fn print_reports(json: bool, mesh: &Report, direct: Option<&Report>) {
+    let Some(direct) = direct else {
+        if json {
+            println!("{}", mesh.to_json());
+        } else {
+            println!("{mesh}");
+        }
+        return;
+    };
+    let ratio = if direct.events_per_sec > 0.0 {
+        mesh.events_per_sec / direct.events_per_sec
+    } else {
+        0.0
+    };
+    let added_p99 = mesh.p99_us - direct.p99_us;
+    if json {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&mesh.to_json()).unwrap_or(serde_json::Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "direct".into(),
+                serde_json::from_str(&direct.to_json()).unwrap_or(serde_json::Value::Null),
+            );
+            o.insert(
+                "direct_settings".into(),
+                eventmesh_bench::direct_settings().into(),
+            );
+            o.insert("throughput_ratio".into(), round3(ratio).into());
+            o.insert("added_p99_us".into(), round3(added_p99).into());
+        }
+        println!("{v}");
+    } else {
+        println!("== through the mesh\n{mesh}\n");
+        println!(
+            "== direct ({})\n{direct}\n",
+            eventmesh_bench::direct_settings()
+        );
+        println!("mesh / direct throughput: {ratio:.2}x; p99 added by the mesh: {added_p99:.0} µs");
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

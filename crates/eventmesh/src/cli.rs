@@ -21,11 +21,11 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Runs a mesh node until SIGINT or SIGTERM.
     Serve(ServeArgs),
-    /// Publishes events to a mesh over TCP, or HTTP with --http (one per data argument, or one
-    /// per stdin line).
+    /// Publishes events to a mesh over TCP, HTTP with --http or gRPC with --grpc (one per data
+    /// argument, or one per stdin line).
     Pub(PubArgs),
-    /// Subscribes to a topic over TCP, or HTTP with --http (a webhook), and prints each event
-    /// received, one per line.
+    /// Subscribes to a topic over TCP, HTTP with --http (a webhook) or gRPC with --grpc (a
+    /// subscriber stream), and prints each event received, one per line.
     Sub(SubArgs),
     /// Works with CloudEvents SQL (CESQL 1.0) filter expressions.
     Filter {
@@ -61,8 +61,12 @@ pub(crate) struct ClientArgs {
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:10000")]
     pub(crate) server: String,
     /// Use the HTTP protocol instead of TCP (`sub` then serves a webhook).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "grpc")]
     pub(crate) http: bool,
+    /// Use the gRPC protocol instead of TCP (`sub` then opens a subscriber stream; --server
+    /// defaults to http://127.0.0.1:10205).
+    #[arg(long)]
+    pub(crate) grpc: bool,
     /// The topic.
     #[arg(long)]
     pub(crate) topic: String,
@@ -113,7 +117,7 @@ pub(crate) struct SubArgs {
     /// Exit after this many events (default: run until SIGINT or SIGTERM).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
-    /// Only receive events matching this CESQL expression (TCP only), e.g.
+    /// Only receive events matching this CESQL expression (every protocol), e.g.
     /// `type = 'order.created'`; it belongs to the (group, topic).
     #[arg(long, value_name = "EXPRESSION")]
     pub(crate) filter: Option<String>,

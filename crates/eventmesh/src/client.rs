@@ -1,5 +1,5 @@
 //! `eventmesh pub` and `eventmesh sub`: the SDK's TCP client on the command line, for trying a
-//! mesh by hand.
+//! mesh by hand (`--http`: `http_client.rs`, `--grpc`: `grpc_client.rs`).
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -47,6 +47,9 @@ pub(crate) fn format_event(event: &CloudEvent, json: bool) -> anyhow::Result<Str
 pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<()> {
     if args.client.http {
         return crate::http_client::publish(args).await;
+    }
+    if args.client.grpc {
+        return crate::grpc_client::publish(args).await;
     }
     let client = Client::connect(config(&args.client, &args.group, Purpose::Pub)?)
         .await
@@ -112,11 +115,10 @@ async fn publish_one(client: &Client, args: &PubArgs, data: &str) -> anyhow::Res
 /// `eventmesh sub`.
 pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
     if args.client.http {
-        anyhow::ensure!(
-            args.filter.is_none(),
-            "--filter is supported over TCP only for now"
-        );
         return crate::http_client::subscribe(args).await;
+    }
+    if args.client.grpc {
+        return crate::grpc_client::subscribe(args).await;
     }
     let client = Client::connect(config(&args.client, &args.group, Purpose::Sub)?)
         .await

@@ -1,8 +1,8 @@
 //! `eventmesh pub --http` and `eventmesh sub --http`: the SDK's HTTP client on the command line.
 //! `--server` is then the mesh's HTTP address (`HOST:PORT` or `http://HOST:PORT`; the TCP
 //! default becomes `http://127.0.0.1:10105`). `sub --http` serves a webhook on
-//! `--webhook-listen` (a free local port by default), subscribes it, heart-beats, and
-//! unsubscribes on exit.
+//! `--webhook-listen` (a free local port by default), subscribes it (with `--filter`: the topic
+//! item's CloudEvents SQL `filter`), heart-beats, and unsubscribes on exit.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -119,7 +119,12 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         .await
         .context("starting the webhook server")?;
     subscriber
-        .subscribe(&args.client.topic, mode, SubscriptionType::Async)
+        .subscribe_filtered(
+            &args.client.topic,
+            mode,
+            SubscriptionType::Async,
+            args.filter.as_deref(),
+        )
         .await
         .with_context(|| format!("subscribing to {}", args.client.topic))?;
     tracing::info!(message = "Subscribed.", topic = %args.client.topic, group = %args.group, url = %subscriber.url());

@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod client;
 mod filter;
+mod grpc_client;
 mod http_client;
 
 use std::process::ExitCode;

@@ -127,3 +127,56 @@ fn should_refuse_protocols_not_implemented_yet() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not implemented yet"), "{stderr}");
 }
+
+#[test]
+fn should_run_the_same_workload_directly_against_nats_with_direct() {
+    let node = Node::start();
+    let nats = common::nats::NatsCluster::start(1);
+    let url = nats.url();
+    for scenario in ["pubsub", "fanout"] {
+        let v = report(&[
+            scenario,
+            "--duration",
+            "1s",
+            "--subscribers",
+            "2",
+            "--addr",
+            &node.tcp,
+            "--direct",
+            &url,
+            "--json",
+            "--quiet",
+        ]);
+        let d = &v["direct"];
+        assert_eq!(d["addr"], url.as_str(), "{v}");
+        assert_eq!(d["protocol"], "nats-jetstream", "{v}");
+        assert_eq!(d["errors"], 0, "{v}");
+        let published = d["published"].as_u64().unwrap_or(0);
+        assert!(published > 0, "{v}");
+        // Every directly published event reached the group (fanout: each of the 2 members).
+        let fan = if scenario == "fanout" { 2 } else { 1 };
+        assert_eq!(d["delivered"].as_u64(), Some(published * fan), "{v}");
+        assert!(d["p99_us"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+        assert!(
+            v["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0),
+            "{v}"
+        );
+        assert!(
+            v["direct_settings"]
+                .as_str()
+                .is_some_and(|s| s.contains("JetStream")),
+            "{v}"
+        );
+    }
+    // Scenarios the direct mode cannot run are refused as bad settings (exit 2).
+    let out = bench(&[
+        "request-reply",
+        "--addr",
+        &node.tcp,
+        "--direct",
+        &url,
+        "--count",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

@@ -6,8 +6,10 @@
 //! * A SYNC member receives it as a [`super::PushKind::Request`]; the responder answers with
 //!   [`Core::reply`] and an event that echoes those three extensions, over any protocol.
 //! * The core publishes the reply to the requester node's inbox topic
-//!   (`eventmesh-inbox-<node_id>`, see [`inbox_topic`]), after checking in the meta store that
-//!   such a node is registered. A reply to this node skips the store and completes at once.
+//!   (`eventmesh-inbox-<node_id>`, see [`inbox_topic`]) when the meta store knows that node, or,
+//!   when it does not (the embedded meta store is not shared between nodes), only if that inbox
+//!   topic already exists in the event store. A reply to this node skips the store and completes
+//!   at once.
 //! * Every node consumes its own inbox (one task, started by `node`) and completes the waiting
 //!   requester by correlation id. A reply past `expiresat`, or for a requester that gave up, is
 //!   dropped with a log line. The requester gets `RequestTimeout` when `ttl` passes.
@@ -20,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use eventmesh_core::{
     CloudEvent, ErrorCode, EventMeshError, ExtensionValue, GroupName, Topic, TopicError,
 };
-use eventmesh_storage::ConsumerRef;
+use eventmesh_storage::{ConsumerRef, StorageError};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -177,8 +179,9 @@ impl Core {
     }
 
     /// Answers a request. `reply` must echo the request's `replyto` and `correlationid` (and
-    /// `expiresat` when it had one). A reply past `expiresat`, or to a node that is not
-    /// registered, is dropped with a log line and still answered `Ok` (the responder did its part).
+    /// `expiresat` when it had one). A reply past `expiresat`, or to a node that is neither
+    /// registered in the meta store nor has an inbox in the event store, is dropped with a log
+    /// line and still answered `Ok` (the responder did its part).
     pub async fn reply(
         &self,
         session: &SessionHandle,
@@ -216,18 +219,30 @@ impl Core {
                 format!("`{EXT_REPLY_TO}` is not a node id: {e}"),
             )
         })?;
+        let records = self.shared.records(&inbox, vec![reply])?;
         match self.shared.meta.get(&node_key(&reply_to)).await {
+            Ok(Some(_)) => self.shared.store_publish(&inbox, records).await,
             Ok(None) => {
-                late_reply(&correlation_id, "the requester's node is not registered");
-                return Ok(());
+                // Not in this node's meta store, which is not shared between nodes (the embedded
+                // one): the requester may still be a node on the same event store. Its inbox
+                // topic exists there if so; publish without creating it.
+                match self.shared.store.publish(&inbox, &records).await {
+                    Ok(_) => Ok(()),
+                    Err(StorageError::UnknownTopic(_)) => {
+                        late_reply(
+                            &correlation_id,
+                            "no node with that id uses this event store",
+                        );
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
-            Ok(Some(_)) => {}
             Err(error) => {
                 tracing::warn!(message = "Failed to look up the requester's node; sending the reply anyway.", %error, node = %reply_to);
+                self.shared.store_publish(&inbox, records).await
             }
         }
-        let records = self.shared.records(&inbox, vec![reply])?;
-        self.shared.store_publish(&inbox, records).await
     }
 
     /// Hands a reply to its waiting requester, or drops it with a log line.

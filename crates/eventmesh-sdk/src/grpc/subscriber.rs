@@ -28,6 +28,19 @@ use crate::tcp::HandlerError;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Messages queued for the request stream at most.
 const OUT_CAPACITY: usize = 64;
+/// How long closing waits for the server to end the stream (so queued acks reach it).
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Ends the request stream and waits, at most [`CLOSE_WAIT`], for the server to end the
+/// response stream: the acks queued before reach the server, which then returns what is still
+/// un-acked to the group at once. Events pushed meanwhile are left un-acked.
+async fn finish(tx: mpsc::Sender<v1::CloudEvent>, inbound: &mut tonic::Streaming<v1::CloudEvent>) {
+    drop(tx);
+    let drained = async { while let Ok(Some(_)) = inbound.message().await {} };
+    if tokio::time::timeout(CLOSE_WAIT, drained).await.is_err() {
+        debug!(message = "The server did not end the stream in time; closing it.");
+    }
+}
 
 /// One event handed to the handler.
 #[derive(Clone, Debug)]
@@ -145,7 +158,8 @@ impl GrpcSubscriber {
         self.resubscribes.load(Ordering::Relaxed)
     }
 
-    /// Stops the subscriber and waits for its task.
+    /// Stops the subscriber and waits for its task: the stream is ended after the acks of the
+    /// events handled so far (waiting at most 2 s for the server to close it).
     pub async fn close(mut self) {
         self.cancel.cancel();
         if let Some(t) = self.task.take() {
@@ -317,7 +331,10 @@ impl Worker {
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
-                () = self.cancel.cancelled() => return Ended::Cancelled,
+                () = self.cancel.cancelled() => {
+                    finish(tx, &mut inbound).await;
+                    return Ended::Cancelled;
+                }
                 _ = beat.tick() => {
                     let answer = heartbeats.heartbeat(self.heartbeat()).await.map(tonic::Response::into_inner);
                     match answer.as_ref().ok().and_then(convert::response_status) {
@@ -353,7 +370,10 @@ impl Worker {
                         }
                         match self.handle(msg, &tx).await {
                             Ok(true) => {}
-                            Ok(false) => return Ended::Cancelled,
+                            Ok(false) => {
+                                finish(tx, &mut inbound).await;
+                                return Ended::Cancelled;
+                            }
                             Err(e) => return Ended::Failed(e),
                         }
                     }

@@ -132,8 +132,30 @@ impl HttpSubscriber {
         mode: SubscriptionMode,
         ty: SubscriptionType,
     ) -> Result<(), HttpError> {
+        self.subscribe_filtered(topic, mode, ty, None).await
+    }
+
+    /// [`HttpSubscriber::subscribe`] with a filter: a CloudEvents SQL (CESQL 1.0) expression,
+    /// sent as the topic item's `filter`. The mesh pushes only the events it matches; the others
+    /// are done for the group without delivery. The filter belongs to the (group, topic): every
+    /// URL of the group must subscribe with the same one. A blank filter is none.
+    ///
+    /// # Errors
+    /// As [`HttpSubscriber::subscribe`]; an invalid expression, or one that differs from the
+    /// group's, is refused by the mesh with its reason (for a bad expression, the parse error).
+    pub async fn subscribe_filtered(
+        &self,
+        topic: &str,
+        mode: SubscriptionMode,
+        ty: SubscriptionType,
+        filter: Option<&str>,
+    ) -> Result<(), HttpError> {
         let t = &self.shared.transport;
-        let items = json!([{"topic": topic, "mode": mode.as_str(), "type": ty.as_str()}]);
+        let mut item = json!({"topic": topic, "mode": mode.as_str(), "type": ty.as_str()});
+        if let Some(f) = filter.filter(|f| !f.trim().is_empty()) {
+            item["filter"] = Value::String(f.to_owned());
+        }
+        let items = Value::Array(vec![item]);
         let form = vec![
             ("url", self.shared.url.clone()),
             ("consumerGroup", t.config.consumer_group.clone()),

@@ -3,6 +3,9 @@
 //! `eventmesh` binary and read its output.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod mesh;
+pub mod nats;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -26,6 +29,8 @@ pub struct Node {
     pub tcp: String,
     /// The HTTP protocol address.
     pub http: String,
+    /// The gRPC protocol address.
+    pub grpc: String,
     _dir: tempfile::TempDir,
 }
 
@@ -53,11 +58,13 @@ impl Node {
         });
         let tcp = handle.tcp_addr().expect("TCP is on").to_string();
         let http = handle.http_addr().expect("HTTP is on").to_string();
+        let grpc = handle.grpc_addr().expect("gRPC is on").to_string();
         Node {
             rt,
             handle: Some(handle),
             tcp,
             http,
+            grpc,
             _dir: dir,
         }
     }

@@ -1,7 +1,8 @@
 //! The accept loop and the tonic server: every accepted connection takes a slot of the shared
 //! connection cap (refused connections are closed at once and counted), TLS when configured,
 //! both packages' services on one port, and the graceful shutdown (stop accepting, streams
-//! drain, calls in progress finish, then every connection closes).
+//! drain, calls in progress finish, then every connection closes; one still open twice the
+//! shutdown grace after the shutdown began, whose peer reads nothing, is dropped).
 
 use std::io;
 use std::pin::Pin;
@@ -34,24 +35,41 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// An accepted connection holding its slot of the connection cap. Once `kill` fires (a
-/// shutdown whose graceful part is over) every read and write fails, so hyper ends the
-/// connection even when the peer reads nothing.
+/// shutdown whose graceful part is over) a read or write that would wait fails instead, so
+/// hyper ends the connection even when the peer reads nothing. `kill` is this connection's own
+/// child token and is only polled when the socket is not ready, so the hot path stays free of
+/// shared locks.
 struct Conn {
     stream: TcpStream,
     kill: Pin<Box<WaitForCancellationFutureOwned>>,
+    killed: bool,
     _permit: OwnedSemaphorePermit,
     _gauge: metrics_gauge::Open,
 }
 
 impl Conn {
-    /// An error once the connection is to be dropped (registers the waker otherwise).
-    fn killed(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
-        self.kill.as_mut().poll(cx).is_ready().then(|| {
-            io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "eventmesh is shutting down and the grace is over",
-            )
-        })
+    /// `poll` (an I/O poll of the socket), unless it would wait and the connection is to be
+    /// dropped: then an error.
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if !self.killed {
+            let r = poll(Pin::new(&mut self.stream), cx);
+            if r.is_ready() {
+                return r;
+            }
+            // Registers the waker with the kill switch too.
+            if self.kill.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.killed = true;
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "eventmesh is shutting down and the grace is over",
+        )))
     }
 }
 
@@ -80,10 +98,7 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Some(e) = self.killed(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        self.guard(cx, |s, cx| s.poll_read(cx, buf))
     }
 }
 
@@ -93,10 +108,7 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.killed(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        self.guard(cx, |s, cx| s.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -104,10 +116,7 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.killed(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        self.guard(cx, |s, cx| s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -115,10 +124,7 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.killed(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.stream).poll_flush(cx)
+        self.guard(cx, |s, cx| s.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -177,7 +183,8 @@ impl tokio_stream::Stream for Incoming {
             gauge.increment(1.0);
             return Poll::Ready(Some(Ok(Conn {
                 stream,
-                kill: Box::pin(self.kill.clone().cancelled_owned()),
+                kill: Box::pin(self.kill.child_token().cancelled_owned()),
+                killed: false,
                 _permit: permit,
                 _gauge: metrics_gauge::Open(gauge),
             })));

@@ -194,7 +194,8 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `listener` until `shutdown` is cancelled: then stream subscribers stop receiving
 /// pushes and may ack what they hold for `shutdown_grace`, calls in progress finish (requests
-/// waiting for a reply are answered status 8), and it returns once every connection closed.
+/// waiting for a reply are answered status 8), and it returns once every connection closed
+/// (connections still open twice `shutdown_grace` after the start of the shutdown are dropped).
 pub async fn run(
     listener: TcpListener,
     ctx: Arc<GrpcContext>,
