@@ -245,6 +245,8 @@ impl Cursor {
         pull_batch: u32,
     ) -> StorageResult<Vec<Delivery>> {
         let deadline = Instant::now() + wait;
+        // Even with no wait, one pull looks at what the broker holds.
+        let mut pulled_once = false;
         loop {
             self.check()?;
             let now = Instant::now();
@@ -256,14 +258,20 @@ impl Cursor {
             if !handed.is_empty() {
                 return Ok(handed.into_iter().map(delivery).collect());
             }
-            if now >= deadline {
+            if now >= deadline && pulled_once {
                 return Ok(Vec::new());
             }
             // Wake up for the first due redelivery, or at the deadline.
             let until = next_due.map_or(deadline, |d| d.min(deadline)).max(now);
-            let Ok(guard) = tokio::time::timeout_at(until, self.pull.lock()).await else {
-                continue;
+            let guard = if pulled_once {
+                match tokio::time::timeout_at(until, self.pull.lock()).await {
+                    Ok(g) => g,
+                    Err(_) => continue,
+                }
+            } else {
+                self.pull.lock().await
             };
+            pulled_once = true;
             // Someone else may have pulled meanwhile.
             let (ready, attach) = {
                 let st = self.st.lock();

@@ -486,15 +486,11 @@ impl EventStore for Store {
         let s = &self.inner;
         s.check_open()?;
         let (cur, data_route, state_route) = s.cursor(consumer, None).await?;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
         let out = cur
-            .fetch(
-                &s.clients,
-                &data_route,
-                max.max(1),
-                lease,
-                wait,
-                s.opts.pull_batch,
-            )
+            .fetch(&s.clients, &data_route, max, lease, wait, s.opts.pull_batch)
             .await?;
         if !out.is_empty() {
             cur.persist(&s.clients, &state_route, &data_route).await?;
