@@ -38,6 +38,9 @@ pub(crate) struct Cursor {
     gone: Mutex<bool>,
 }
 
+/// The pause between two pulls that found nothing, while a fetch waits.
+const POLL_PAUSE: Duration = Duration::from_millis(50);
+
 /// Names a cursor needs.
 pub(crate) struct CursorNames {
     pub(crate) group: String,
@@ -283,8 +286,12 @@ impl Cursor {
                 continue;
             }
             let until = next_due.map_or(deadline, |d| d.min(deadline));
-            let mut suspend = until.saturating_duration_since(Instant::now());
+            // No long polling at the broker: rocketmq-rust holds a suspended pull past its
+            // suspend time (beyond the caller's wait), so the store polls itself, pausing
+            // `POLL_PAUSE` between empty pulls.
+            let suspend = Duration::ZERO;
             let mut attach = attach;
+            let mut read = 0usize;
             // The broker returns a few dozen messages per pull at most: pull again at once
             // while messages come and fewer than `max` are ready, so that one fetch hands out
             // up to `max` events.
@@ -316,6 +323,7 @@ impl Cursor {
                     break;
                 }
                 let got = pulled.messages.len();
+                read += got;
                 for m in pulled.messages {
                     let Ok(offset) = u64::try_from(m.queue_offset()) else {
                         continue;
@@ -334,7 +342,10 @@ impl Cursor {
                     break;
                 }
                 attach = st.attach();
-                suspend = Duration::ZERO;
+            }
+            if read == 0 {
+                let pause = (Instant::now() + POLL_PAUSE).min(until);
+                tokio::time::sleep_until(pause).await;
             }
             drop(guard);
         }
