@@ -27,7 +27,8 @@
 //!   stored at consecutive offsets; a larger batch is sent in several, so a failure part-way may
 //!   have stored its first events.
 //! * **Reading.** The store reads the topic's queue itself from the cursor's position with
-//!   RocketMQ pull requests (long polling at the broker for up to the fetch's wait), and hands
+//!   RocketMQ pull requests (polling every 50 ms while a fetch waits: rocketmq-rust holds
+//!   suspended pulls past their suspend time), and hands
 //!   events out in offset order, due redeliveries first.
 //! * **Leases, nacks, delivery counts** are kept by the store that serves the cursor, exactly as
 //!   the trait asks: an event not acked within its lease, or nacked, comes back after the lease
