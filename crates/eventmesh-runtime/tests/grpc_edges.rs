@@ -8,7 +8,7 @@ mod http_common;
 
 use std::time::Duration;
 
-use eventmesh_core::{SubscriptionMode, SubscriptionType};
+use eventmesh_core::SubscriptionMode;
 use eventmesh_protocol_grpc::legacy;
 use eventmesh_protocol_grpc::v1;
 use eventmesh_runtime::RuntimeHandle;
@@ -16,65 +16,28 @@ use eventmesh_sdk::grpc::{GrpcConfig, GrpcDelivery, GrpcPublisher, GrpcSubscribe
 use eventmesh_sdk::text_event;
 use grpc_common::*;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 const B: SubscriptionMode = SubscriptionMode::Broadcasting;
-const ASYNC: SubscriptionType = SubscriptionType::Async;
-
-/// Waits until `cond` holds (checked every 10 ms, at most [`WAIT`]).
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn next(inbound: &mut tonic::Streaming<v1::CloudEvent>) -> v1::CloudEvent {
-    tokio::time::timeout(WAIT, inbound.message())
-        .await
-        .expect("in time")
-        .expect("no error")
-        .expect("a message")
-}
-
-fn text(d: &GrpcDelivery) -> String {
-    String::from_utf8_lossy(d.event.data.as_deref().unwrap_or_default()).into_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_waiting_for_its_reply_is_answered_8_when_the_node_stops() {
     let (h, _dir) = start(|c| c.shutdown.timeout = Duration::from_secs(4)).await;
     // A SYNC subscriber (Java style) that takes the request and never answers.
-    let mut consumer = v1::consumer_service_client::ConsumerServiceClient::new(channel(&h).await);
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(subscription_msg(
-        "g-rr-stop",
-        r#"[{"topic":"t-rr-stop","type":"SYNC"}]"#,
-        51,
-    ))
-    .await
-    .expect("queued");
-    let mut inbound = consumer
-        .subscribe_stream(ReceiverStream::new(rx))
-        .await
-        .expect("a stream")
-        .into_inner();
-    assert_eq!(status(&next(&mut inbound).await).0, "0");
-    let publisher = GrpcPublisher::connect(sdk(&h, "p-rr-stop"))
-        .await
-        .expect("connects");
+    let (tx, mut inbound) = open_stream(
+        &h,
+        subscription_msg("g-rr-stop", r#"[{"topic":"t-rr-stop","type":"SYNC"}]"#, 51),
+    )
+    .await;
+    assert_eq!(status(&next_message(&mut inbound).await).0, "0");
+    let publisher = publisher(&h, "p-rr-stop").await;
     let request = tokio::spawn(async move {
         publisher
             .request_reply("t-rr-stop", text_event("q"), Duration::from_secs(60))
             .await
     });
     // The request reached the subscriber: the requester now waits.
-    let pushed = next(&mut inbound).await;
+    let pushed = next_message(&mut inbound).await;
     assert!(
         pushed.attributes.contains_key("correlationid"),
         "{pushed:?}"
@@ -91,24 +54,14 @@ async fn a_request_waiting_for_its_reply_is_answered_8_when_the_node_stops() {
 }
 
 async fn broadcast_member(config: GrpcConfig, tx: mpsc::Sender<GrpcDelivery>) -> GrpcSubscriber {
-    GrpcSubscriber::start(config, vec![("t-bc-back".into(), B, ASYNC)], move |d| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(d).await;
-            Ok(None)
-        }
-    })
-    .await
-    .expect("subscribed")
+    forwarding(config, "t-bc-back", B, None, tx).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcasting_member_that_comes_back_gets_what_it_missed() {
     let (h, _dir) = start(|_| {}).await;
     let core = h.core().clone();
-    let publisher = GrpcPublisher::connect(sdk(&h, "p-bc-back"))
-        .await
-        .expect("connects");
+    let publisher = publisher(&h, "p-bc-back").await;
     let (tx, mut rx) = mpsc::channel(16);
     let config = sdk(&h, "g-bc-back");
     let a = broadcast_member(config.clone(), tx.clone()).await;
@@ -116,11 +69,8 @@ async fn a_broadcasting_member_that_comes_back_gets_what_it_missed() {
         .publish("t-bc-back", text_event("e1"))
         .await
         .expect("published");
-    let d = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("in time")
-        .expect("open");
-    assert_eq!(text(&d), "e1");
+    let d = recv_in_time(&mut rx).await;
+    assert_eq!(text_of(&d.event), "e1");
     eventually("e1 acked", || core.in_flight() == 0).await;
     let sessions = core.session_count();
     a.close().await;
@@ -138,22 +88,16 @@ async fn a_broadcasting_member_that_comes_back_gets_what_it_missed() {
     let other = broadcast_member(other_config, otx).await;
     // The same identity comes back and gets e2.
     let a = broadcast_member(config, tx).await;
-    let d = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("in time")
-        .expect("open");
-    assert_eq!(text(&d), "e2");
+    let d = recv_in_time(&mut rx).await;
+    assert_eq!(text_of(&d.event), "e2");
     publisher
         .publish("t-bc-back", text_event("e3"))
         .await
         .expect("published");
     for rx in [&mut rx, &mut orx] {
-        let d = tokio::time::timeout(WAIT, rx.recv())
-            .await
-            .expect("in time")
-            .expect("open");
+        let d = recv_in_time(rx).await;
         assert_eq!(
-            text(&d),
+            text_of(&d.event),
             "e3",
             "e1 is not redelivered, e2 only to who missed it"
         );
@@ -260,9 +204,7 @@ async fn a_publisher_session_expires_unless_it_heartbeats() {
     let mut quiet = sdk(&h, "p-quiet");
     quiet.pid += 10;
     let quiet = GrpcPublisher::connect(quiet).await.expect("connects");
-    let beating = GrpcPublisher::connect(sdk(&h, "p-beating"))
-        .await
-        .expect("connects");
+    let beating = publisher(&h, "p-beating").await;
     quiet
         .publish("t-pub-exp", text_event("a"))
         .await
@@ -305,31 +247,21 @@ async fn a_publisher_session_expires_unless_it_heartbeats() {
 async fn closing_the_sdk_subscriber_right_after_an_event_keeps_its_ack() {
     let (h, _dir) = start(|_| {}).await;
     let (tx, mut rx) = mpsc::channel(4);
-    let sub = GrpcSubscriber::start(
+    let sub = forwarding(
         sdk(&h, "g-close"),
-        vec![("t-close".into(), SubscriptionMode::Clustering, ASYNC)],
-        move |d| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(d).await;
-                Ok(None)
-            }
-        },
+        "t-close",
+        SubscriptionMode::Clustering,
+        None,
+        tx,
     )
-    .await
-    .expect("subscribed");
-    let publisher = GrpcPublisher::connect(sdk(&h, "p-close"))
-        .await
-        .expect("connects");
+    .await;
+    let publisher = publisher(&h, "p-close").await;
     publisher
         .publish("t-close", text_event("last"))
         .await
         .expect("published");
-    let d = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("in time")
-        .expect("open");
-    assert_eq!(text(&d), "last");
+    let d = recv_in_time(&mut rx).await;
+    assert_eq!(text_of(&d.event), "last");
     // Closed as soon as the handler returned: the ack must still reach the mesh, so the event
     // is done for the group (a lost ack would send it back to the store, never committed).
     sub.close().await;

@@ -17,11 +17,10 @@ use eventmesh_protocol_grpc::keys;
 use eventmesh_protocol_grpc::status::StatusCode;
 use eventmesh_protocol_grpc::v1;
 use eventmesh_runtime::RuntimeHandle;
-use eventmesh_sdk::grpc::{GrpcDelivery, GrpcError, GrpcPublisher, GrpcSubscriber};
+use eventmesh_sdk::grpc::{GrpcDelivery, GrpcError, GrpcSubscriber};
 use eventmesh_storage::ConsumerRef;
 use grpc_common::*;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 const C: SubscriptionMode = SubscriptionMode::Clustering;
@@ -32,15 +31,9 @@ fn event(ty: &str, data: &str) -> CloudEvent {
         .with_data("text/plain", data.to_owned())
 }
 
-fn data(e: &CloudEvent) -> String {
-    String::from_utf8_lossy(e.data.as_deref().unwrap_or_default()).into_owned()
-}
-
 /// Publishes `(type, data)` pairs to `topic` with the SDK.
 async fn publish(h: &RuntimeHandle, topic: &str, events: &[(&str, &str)]) {
-    let p = GrpcPublisher::connect(sdk(h, "p-filter"))
-        .await
-        .expect("connects");
+    let p = publisher(h, "p-filter").await;
     for (ty, d) in events {
         p.publish(topic, event(ty, d)).await.expect("published");
     }
@@ -78,19 +71,8 @@ async fn raw_stream(
     Streaming<v1::CloudEvent>,
     (String, String),
 ) {
-    let mut consumer = v1::consumer_service_client::ConsumerServiceClient::new(channel(h).await);
-    let (tx, rx) = mpsc::channel(10);
-    tx.send(first).await.expect("queued");
-    let mut inbound = consumer
-        .subscribe_stream(ReceiverStream::new(rx))
-        .await
-        .expect("a stream")
-        .into_inner();
-    let answer = tokio::time::timeout(WAIT, inbound.message())
-        .await
-        .expect("answered in time")
-        .expect("no error")
-        .expect("an answer");
+    let (tx, mut inbound) = open_stream(h, first).await;
+    let answer = next_message(&mut inbound).await;
     (tx, inbound, status(&answer))
 }
 
@@ -104,20 +86,8 @@ fn with_filter(mut msg: v1::CloudEvent, filter: &str) -> v1::CloudEvent {
 async fn the_sdk_subscriber_gets_only_matching_events() {
     let (h, _dir) = start(|_| {}).await;
     let (tx, mut rx) = mpsc::channel::<GrpcDelivery>(100);
-    let sub = GrpcSubscriber::start_filtered(
-        sdk(&h, "g-f-sdk"),
-        vec![("t-f-sdk".into(), C, ASYNC)],
-        Some("type = 'keep' AND source LIKE '/fil%'"),
-        move |d| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(d).await;
-                Ok(None)
-            }
-        },
-    )
-    .await
-    .expect("subscribed");
+    let filter = "type = 'keep' AND source LIKE '/fil%'";
+    let sub = forwarding(sdk(&h, "g-f-sdk"), "t-f-sdk", C, Some(filter), tx).await;
     let events = [
         ("drop", "d1"),
         ("keep", "k1"),
@@ -131,7 +101,7 @@ async fn the_sdk_subscriber_gets_only_matching_events() {
     let mut got = Vec::new();
     while let Ok(d) = rx.try_recv() {
         assert_eq!(d.event.ty, "keep", "only matching events are pushed");
-        got.push(data(&d.event));
+        got.push(text_of(&d.event));
     }
     assert_eq!(got, ["k1", "k2"]);
     sub.close().await;

@@ -10,37 +10,19 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use eventmesh_config::StorageKind;
-use eventmesh_core::{CloudEvent, GroupName, SubscriptionMode, SubscriptionType, Topic};
+use eventmesh_core::{CloudEvent, GroupName, SubscriptionMode, Topic};
 use eventmesh_protocol_grpc::convert::{self, string_value};
 use eventmesh_protocol_grpc::keys;
 use eventmesh_protocol_grpc::v1;
 use eventmesh_protocol_grpc::v1::cloud_event::Data;
 use eventmesh_runtime::{Runtime, RuntimeHandle};
-use eventmesh_sdk::grpc::{GrpcDelivery, GrpcPublisher, GrpcSubscriber};
+use eventmesh_sdk::grpc::GrpcDelivery;
 use eventmesh_storage::{ConsumerRef, StartFrom};
 use grpc_common::*;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Streaming};
 
 const C: SubscriptionMode = SubscriptionMode::Clustering;
-const ASYNC: SubscriptionType = SubscriptionType::Async;
-
-fn text(e: &CloudEvent) -> String {
-    String::from_utf8_lossy(e.data.as_deref().unwrap_or_default()).into_owned()
-}
-
-/// Waits until `cond` holds (checked every 10 ms, at most [`WAIT`]).
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// Checks that `cond` keeps holding for `during` (for checks that something does *not*
 /// happen; never used to wait for something that should).
@@ -97,26 +79,10 @@ async fn open(
     h: &RuntimeHandle,
     first: v1::CloudEvent,
 ) -> (mpsc::Sender<v1::CloudEvent>, Streaming<v1::CloudEvent>) {
-    let mut consumer = v1::consumer_service_client::ConsumerServiceClient::new(channel(h).await)
-        .max_decoding_message_size(usize::MAX);
-    let (tx, rx) = mpsc::channel(64);
-    tx.send(first).await.expect("queued");
-    let mut inbound = consumer
-        .subscribe_stream(ReceiverStream::new(rx))
-        .await
-        .expect("a stream")
-        .into_inner();
-    let answer = recv(&mut inbound).await;
+    let (tx, mut inbound) = open_stream(h, first).await;
+    let answer = next_message(&mut inbound).await;
     assert_eq!(status(&answer).0, "0", "{:?}", status(&answer));
     (tx, inbound)
-}
-
-async fn recv(inbound: &mut Streaming<v1::CloudEvent>) -> v1::CloudEvent {
-    tokio::time::timeout(WAIT, inbound.message())
-        .await
-        .expect("a message in time")
-        .expect("no error")
-        .expect("the stream goes on")
 }
 
 /// Whether another message arrives within `within` (for checks that something does *not*
@@ -132,9 +98,7 @@ fn ack_id(pushed: &v1::CloudEvent) -> String {
 }
 
 async fn publish_texts(h: &RuntimeHandle, topic: &str, texts: impl IntoIterator<Item = String>) {
-    let p = GrpcPublisher::connect(sdk(h, "p-life"))
-        .await
-        .expect("connects");
+    let p = publisher(h, "p-life").await;
     let events: Vec<CloudEvent> = texts.into_iter().map(eventmesh_sdk::text_event).collect();
     for chunk in events.chunks(10) {
         p.publish_batch(topic, chunk).await.expect("published");
@@ -151,24 +115,12 @@ async fn a_client_that_stops_heartbeating_is_expired_and_its_events_go_to_anothe
     // ack.
     let (_tx, mut silent) = open(&h, explicit_sub("g-exp", "t-exp", 81, 1)).await;
     publish_texts(&h, "t-exp", ["held".to_owned()]).await;
-    let held = recv(&mut silent).await;
+    let held = next_message(&mut silent).await;
     assert_eq!(convert::text_data(&held), Some("held"));
 
     // A member that heartbeats (every 300 ms) stays.
     let (tx, mut rx) = mpsc::channel::<GrpcDelivery>(10);
-    let alive = GrpcSubscriber::start(
-        sdk(&h, "g-exp"),
-        vec![("t-exp".into(), C, ASYNC)],
-        move |d| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(d).await;
-                Ok(None)
-            }
-        },
-    )
-    .await
-    .expect("subscribed");
+    let alive = forwarding(sdk(&h, "g-exp"), "t-exp", C, None, tx).await;
 
     // The silent client's stream is ended once its expiry passed...
     let ended = tokio::time::timeout(WAIT, silent.message())
@@ -177,11 +129,8 @@ async fn a_client_that_stops_heartbeating_is_expired_and_its_events_go_to_anothe
     let status = ended.expect_err("ended with a status");
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     // ...its held event goes to the member that stayed...
-    let d = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("redelivered in time")
-        .expect("open");
-    assert_eq!(text(&d.event), "held");
+    let d = recv_in_time(&mut rx).await;
+    assert_eq!(text_of(&d.event), "held");
     // ...and a heartbeat of the expired client is asked to subscribe again.
     let mut hb = v1::heartbeat_service_client::HeartbeatServiceClient::new(channel(&h).await);
     let mut attributes = identity(81);
@@ -199,11 +148,8 @@ async fn a_client_that_stops_heartbeating_is_expired_and_its_events_go_to_anothe
 
     // The member that heartbeats was never expired: it gets new events without resubscribing.
     publish_texts(&h, "t-exp", ["after".to_owned()]).await;
-    let d = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("in time")
-        .expect("open");
-    assert_eq!(text(&d.event), "after");
+    let d = recv_in_time(&mut rx).await;
+    assert_eq!(text_of(&d.event), "after");
     assert_eq!(alive.resubscribes(), 0);
     alive.close().await;
     h.shutdown().await;
@@ -226,7 +172,7 @@ async fn a_stream_that_does_not_ack_stops_at_its_window_and_resumes() {
     let mut got = Vec::new();
     let mut held = Vec::new();
     for _ in 0..window {
-        let m = recv(&mut inbound).await;
+        let m = next_message(&mut inbound).await;
         held.push(ack_id(&m));
         got.push(convert::text_data(&m).expect("text").to_owned());
     }
@@ -241,7 +187,7 @@ async fn a_stream_that_does_not_ack_stops_at_its_window_and_resumes() {
     while got.len() < n {
         tx.send(ack(&held)).await.expect("sent");
         held.clear();
-        let m = recv(&mut inbound).await;
+        let m = next_message(&mut inbound).await;
         held.push(ack_id(&m));
         got.push(convert::text_data(&m).expect("text").to_owned());
     }
@@ -278,7 +224,7 @@ async fn a_stream_that_does_not_read_is_held_back_by_http2_flow_control() {
     // Reading lets the rest through, each event once.
     let mut seen = BTreeSet::new();
     while seen.len() < n {
-        let m = recv(&mut inbound).await;
+        let m = next_message(&mut inbound).await;
         let t = convert::text_data(&m).expect("text");
         assert!(seen.insert(t[..4].to_owned()), "duplicate {}", &t[..4]);
     }
@@ -301,15 +247,13 @@ async fn shutdown_drains_streams_within_the_grace_and_keeps_what_was_not_acked()
     publish_texts(&h, "t-sd", (1..=6).map(|i| format!("e{i}"))).await;
     let mut held = Vec::new();
     for _ in 0..window {
-        let m = recv(&mut inbound).await;
+        let m = next_message(&mut inbound).await;
         held.push((ack_id(&m), convert::text_data(&m).expect("text").to_owned()));
     }
 
     // Publishes in flight while the node stops: each is answered, and each one answered
     // "0" is durable.
-    let publisher = GrpcPublisher::connect(sdk(&h, "p-sd"))
-        .await
-        .expect("connects");
+    let publisher = publisher(&h, "p-sd").await;
     let mut before = Vec::new();
     for i in 0..3 {
         let e = eventmesh_sdk::text_event(format!("b{i}"));
@@ -342,7 +286,7 @@ async fn shutdown_drains_streams_within_the_grace_and_keeps_what_was_not_acked()
         tx.send(explicit_sub("g-sd", "t-sd-probe", 93, window))
             .await
             .expect("sent");
-        let answer = recv(&mut inbound).await;
+        let answer = next_message(&mut inbound).await;
         match status(&answer).0.as_str() {
             "8" => break,
             "0" => tokio::task::yield_now().await,
@@ -374,15 +318,7 @@ async fn shutdown_drains_streams_within_the_grace_and_keeps_what_was_not_acked()
     let h = Runtime::start(c).await.expect("restarts");
     assert!(h.wait_ready().await);
     let (stx, mut rx) = mpsc::channel::<GrpcDelivery>(10);
-    let sub = GrpcSubscriber::start(sdk(&h, "g-sd"), vec![("t-sd".into(), C, ASYNC)], move |d| {
-        let tx = stx.clone();
-        async move {
-            let _ = tx.send(d).await;
-            Ok(None)
-        }
-    })
-    .await
-    .expect("subscribed");
+    let sub = forwarding(sdk(&h, "g-sd"), "t-sd", C, None, stx).await;
     // Wait until all six are done for the group (acked by the store), then look at what came.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -398,7 +334,7 @@ async fn shutdown_drains_streams_within_the_grace_and_keeps_what_was_not_acked()
     }
     let mut again = Vec::new();
     while let Ok(d) = rx.try_recv() {
-        again.push(text(&d.event));
+        again.push(text_of(&d.event));
     }
     again.sort();
     let mut want: Vec<String> = kept.iter().map(|(_, t)| t.clone()).collect();

@@ -17,7 +17,7 @@ use eventmesh_protocol_grpc::legacy;
 use eventmesh_protocol_grpc::v1;
 use eventmesh_protocol_grpc::v1::cloud_event::Data;
 use eventmesh_runtime::{Runtime, RuntimeHandle};
-use eventmesh_sdk::grpc::{GrpcDelivery, GrpcPublisher, GrpcSubscriber};
+use eventmesh_sdk::grpc::{GrpcPublisher, GrpcSubscriber};
 use eventmesh_sdk::text_event;
 use grpc_common::*;
 use tokio::sync::mpsc;
@@ -28,55 +28,11 @@ const B: SubscriptionMode = SubscriptionMode::Broadcasting;
 const ASYNC: SubscriptionType = SubscriptionType::Async;
 const SYNC: SubscriptionType = SubscriptionType::Sync;
 
-fn data(e: &CloudEvent) -> String {
-    String::from_utf8_lossy(e.data.as_deref().unwrap_or_default()).into_owned()
-}
-
-/// A subscriber that forwards every delivery to a channel and acks it.
-async fn collecting(
-    config: eventmesh_sdk::grpc::GrpcConfig,
-    topic: &str,
-    mode: SubscriptionMode,
-) -> (GrpcSubscriber, mpsc::Receiver<GrpcDelivery>) {
-    let (tx, rx) = mpsc::channel(1000);
-    let sub = GrpcSubscriber::start(config, vec![(topic.into(), mode, ASYNC)], move |d| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(d).await;
-            Ok(None)
-        }
-    })
-    .await
-    .expect("subscribed");
-    (sub, rx)
-}
-
-async fn next<T>(rx: &mut mpsc::Receiver<T>) -> T {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("in time")
-        .expect("open")
-}
-
-/// Waits until `cond` holds (checked every 10 ms, at most [`WAIT`]).
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_publish_rpc_reaches_a_stream_subscriber_and_is_acked() {
     let (h, _dir) = start(|_| {}).await;
     let (sub, mut rx) = collecting(sdk(&h, "g-all"), "t-all", C).await;
-    let p = GrpcPublisher::connect(sdk(&h, "p-all"))
-        .await
-        .expect("connects");
+    let p = publisher(&h, "p-all").await;
     p.publish("t-all", text_event("a")).await.expect("publish");
     p.publish_one_way("t-all", text_event("b"))
         .await
@@ -93,10 +49,10 @@ async fn every_publish_rpc_reaches_a_stream_subscriber_and_is_acked() {
     p.heartbeat().await.expect("publisher heartbeat");
     let mut got = BTreeSet::new();
     for _ in 0..7 {
-        let d = next(&mut rx).await;
+        let d = recv_in_time(&mut rx).await;
         assert_eq!(d.topic, "t-all");
         assert!(!d.is_request);
-        got.insert(data(&d.event));
+        got.insert(text_of(&d.event));
     }
     let want: BTreeSet<String> = ["a", "b", "c1", "c2", "c3", "d1", "d2"]
         .into_iter()
@@ -136,14 +92,12 @@ async fn a_failing_handler_gets_the_event_again() {
     )
     .await
     .expect("subscribed");
-    let p = GrpcPublisher::connect(sdk(&h, "p-nack"))
-        .await
-        .expect("connects");
+    let p = publisher(&h, "p-nack").await;
     p.publish("t-nack", text_event("retry-me"))
         .await
         .expect("publish");
-    let d = next(&mut rx).await;
-    assert_eq!(data(&d.event), "retry-me");
+    let d = recv_in_time(&mut rx).await;
+    assert_eq!(text_of(&d.event), "retry-me");
     assert_eq!(seen.load(Ordering::SeqCst), 2, "refused once, then handled");
     sub.close().await;
     h.shutdown().await;
@@ -167,9 +121,7 @@ async fn clustering_members_share_the_load_and_nothing_is_lost_when_one_drops() 
     })
     .await
     .expect("B subscribed");
-    let p = GrpcPublisher::connect(sdk(&h, "p-cl"))
-        .await
-        .expect("connects");
+    let p = publisher(&h, "p-cl").await;
     let n = 20;
     for i in 0..n {
         p.publish("t-cl", text_event(format!("e{i}")))
@@ -177,13 +129,16 @@ async fn clustering_members_share_the_load_and_nothing_is_lost_when_one_drops() 
             .expect("publish");
     }
     // B got its share (and holds it un-acked); then it drops mid-stream.
-    let first_b = next(&mut b_rx).await;
+    let first_b = recv_in_time(&mut b_rx).await;
     b.close().await;
     let mut got = BTreeSet::new();
     while got.len() < n {
-        got.insert(data(&next(&mut a_rx).await.event));
+        got.insert(text_of(&recv_in_time(&mut a_rx).await.event));
     }
-    assert!(got.contains(&data(&first_b.event)), "B's event went to A");
+    assert!(
+        got.contains(&text_of(&first_b.event)),
+        "B's event went to A"
+    );
     let want: BTreeSet<String> = (0..n).map(|i| format!("e{i}")).collect();
     assert_eq!(got, want, "every event reached A");
     let core = h.core().clone();
@@ -199,9 +154,7 @@ async fn broadcasting_members_each_get_every_event() {
     let mut other = sdk(&h, "g-bc");
     other.pid += 7;
     let (b, mut b_rx) = collecting(other, "t-bc", B).await;
-    let p = GrpcPublisher::connect(sdk(&h, "p-bc"))
-        .await
-        .expect("connects");
+    let p = publisher(&h, "p-bc").await;
     for i in 0..3 {
         p.publish("t-bc", text_event(format!("b{i}")))
             .await
@@ -210,7 +163,7 @@ async fn broadcasting_members_each_get_every_event() {
     for rx in [&mut a_rx, &mut b_rx] {
         let mut got = Vec::new();
         for _ in 0..3 {
-            got.push(data(&next(rx).await.event));
+            got.push(text_of(&recv_in_time(rx).await.event));
         }
         got.sort();
         assert_eq!(got, ["b0", "b1", "b2"]);
@@ -228,19 +181,17 @@ async fn request_reply_over_the_stream() {
         vec![("t-rr".into(), C, SYNC)],
         |d| async move {
             assert!(d.is_request, "a SYNC push is a request");
-            Ok(Some(text_event(format!("pong:{}", data(&d.event)))))
+            Ok(Some(text_event(format!("pong:{}", text_of(&d.event)))))
         },
     )
     .await
     .expect("subscribed");
-    let p = GrpcPublisher::connect(sdk(&h, "p-rr"))
-        .await
-        .expect("connects");
+    let p = publisher(&h, "p-rr").await;
     let reply = p
         .request_reply("t-rr", text_event("ping"), Duration::from_secs(5))
         .await
         .expect("a reply");
-    assert_eq!(data(&reply), "pong:ping");
+    assert_eq!(text_of(&reply), "pong:ping");
     // No responder: the requester hears a timeout (statuscode 22), not silence.
     let err = p
         .request_reply("t-nobody", text_event("ping"), Duration::from_millis(200))
@@ -273,9 +224,7 @@ async fn raw_java_style_stream_without_acks_and_subscription_reply() {
     assert_eq!(status(&answer).0, "0");
     // A request arrives; the Java SDK answers with `submessagetype=subscription_reply` and the
     // SubscriptionReply JSON, echoing the pushed attributes.
-    let publisher = GrpcPublisher::connect(sdk(&h, "p-raw"))
-        .await
-        .expect("connects");
+    let publisher = publisher(&h, "p-raw").await;
     let requester = tokio::spawn(async move {
         publisher
             .request_reply("t-raw", text_event("q"), Duration::from_secs(5))
@@ -293,7 +242,7 @@ async fn raw_java_style_stream_without_acks_and_subscription_reply() {
     ));
     tx.send(reply).await.expect("queued");
     let got = requester.await.expect("joined").expect("the reply");
-    assert_eq!(data(&got), "answer");
+    assert_eq!(text_of(&got), "answer");
     // No ack was ever sent: the push counted as taken when it was written.
     let core = h.core().clone();
     eventually("the push settled on write", || core.in_flight() == 0).await;
@@ -381,13 +330,11 @@ async fn the_sdk_subscribes_again_after_a_restart() {
         core.dispatcher_count() >= 1
     })
     .await;
-    let p = GrpcPublisher::connect(sdk(&h2, "p-rs"))
-        .await
-        .expect("connects");
+    let p = publisher(&h2, "p-rs").await;
     p.publish("t-rs", text_event("after"))
         .await
         .expect("publish");
-    assert_eq!(data(&next(&mut rx).await.event), "after");
+    assert_eq!(text_of(&recv_in_time(&mut rx).await.event), "after");
     sub.close().await;
     h2.shutdown().await;
 }
@@ -562,13 +509,11 @@ async fn cross_protocol_with_tcp_and_http() {
         })
         .await
         .expect("TCP subscribed");
-    let p = GrpcPublisher::connect(sdk(&h, "p-x"))
-        .await
-        .expect("connects");
+    let p = publisher(&h, "p-x").await;
     p.publish("t-x-grpc", text_event("grpc-to-tcp"))
         .await
         .expect("publish");
-    assert_eq!(data(&next(&mut trx).await), "grpc-to-tcp");
+    assert_eq!(text_of(&recv_in_time(&mut trx).await), "grpc-to-tcp");
 
     // TCP publish → gRPC subscriber.
     let (gsub, mut grx) = collecting(sdk(&h, "g-x-grpc"), "t-x-tcp", C).await;
@@ -577,7 +522,7 @@ async fn cross_protocol_with_tcp_and_http() {
         .publish("t-x-tcp", text_event("tcp-to-grpc"))
         .await
         .expect("TCP publish");
-    assert_eq!(data(&next(&mut grx).await.event), "tcp-to-grpc");
+    assert_eq!(text_of(&recv_in_time(&mut grx).await.event), "tcp-to-grpc");
 
     // HTTP publish → gRPC subscriber.
     let http = http_common::Http::default();
@@ -589,7 +534,7 @@ async fn cross_protocol_with_tcp_and_http() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(data(&next(&mut grx).await.event), "http-to-grpc");
+    assert_eq!(text_of(&recv_in_time(&mut grx).await.event), "http-to-grpc");
 
     // gRPC webhook subscribe → the HTTP push engine → a webhook.
     let mut hook = http_common::Receiver::ok().await;
@@ -637,7 +582,7 @@ async fn tls_with_rustls() {
     p.publish("t-tls", text_event("secret"))
         .await
         .expect("publish");
-    assert_eq!(data_of(&next(&mut rx).await.event), "secret");
+    assert_eq!(text_of(&recv_in_time(&mut rx).await.event), "secret");
     // A plain-text client gets nowhere.
     let plain = GrpcPublisher::connect(sdk(&h, "g-plain")).await;
     let refused = match plain {
@@ -666,19 +611,13 @@ fn config_for_missing_cert(dir: &std::path::Path) -> eventmesh_config::Config {
     c
 }
 
-fn data_of(e: &CloudEvent) -> String {
-    data(e)
-}
-
 /// Throughput and latency probe (not a test): run with
 /// `cargo test --release -p eventmesh-runtime --test grpc_pubsub -- --ignored --nocapture probe`.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark probe; see docs/benchmarks.md"]
 async fn probe_grpc_throughput_and_latency() {
     let (h, _dir) = start(|c| c.storage.kind = eventmesh_config::StorageKind::Memory).await;
-    let p = GrpcPublisher::connect(sdk(&h, "p-bench"))
-        .await
-        .expect("connects");
+    let p = publisher(&h, "p-bench").await;
     // Unary: 64 concurrent publishers on one channel.
     let n = 20_000usize;
     let started = std::time::Instant::now();
@@ -720,7 +659,7 @@ async fn probe_grpc_throughput_and_latency() {
         p.publish("bench-lat", text_event(format!("l{i}")))
             .await
             .expect("publish");
-        next(&mut rx).await;
+        recv_in_time(&mut rx).await;
         lat.push(t.elapsed());
     }
     lat.sort();

@@ -1,18 +1,16 @@
 //! `eventmesh pub` and `eventmesh sub`: the SDK's TCP client on the command line, for trying a
 //! mesh by hand (`--http`: `http_client.rs`, `--grpc`: `grpc_client.rs`).
 
-use std::io::{BufRead, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::BufRead;
 
 use anyhow::Context as _;
 use eventmesh_sdk::{
-    Client, ClientConfig, CloudEvent, Delivery, Protocol, Purpose, SubscriptionMode,
-    SubscriptionType, text_event,
+    Client, ClientConfig, Delivery, Protocol, Purpose, SubscriptionType, text_event,
 };
 use tokio::sync::mpsc;
 
-use crate::cli::{ClientArgs, ModeArg, ProtocolArg, PubArgs, SubArgs};
+use crate::cli::{ClientArgs, ProtocolArg, PubArgs, SubArgs};
+use crate::console::{self, Printer};
 
 fn protocol(arg: ProtocolArg) -> Protocol {
     match arg {
@@ -27,20 +25,6 @@ fn config(args: &ClientArgs, group: &str, purpose: Purpose) -> anyhow::Result<Cl
         .protocol(protocol(args.protocol))
         .subsystem("eventmesh-cli")
         .build()?)
-}
-
-/// One line for `event`: its structured JSON, or its data as text (line breaks escaped).
-pub(crate) fn format_event(event: &CloudEvent, json: bool) -> anyhow::Result<String> {
-    if json {
-        let bytes = eventmesh_protocol::cloudevents::encode_event(event)
-            .context("encoding the event as JSON")?;
-        return Ok(String::from_utf8_lossy(&bytes).into_owned());
-    }
-    let data = event.data.as_deref().unwrap_or_default();
-    Ok(String::from_utf8_lossy(data)
-        .replace('\\', "\\\\")
-        .replace('\r', "\\r")
-        .replace('\n', "\\n"))
 }
 
 /// `eventmesh pub`.
@@ -93,10 +77,7 @@ async fn publish_one(client: &Client, args: &PubArgs, data: &str) -> anyhow::Res
                 .request(topic, event, args.timeout)
                 .await
                 .context("request failed")?;
-            let line = format_event(&reply, args.client.json)?;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{line}").context("writing to stdout")?;
-            out.flush().context("writing to stdout")?;
+            console::print_event(&reply, args.client.json)?;
         } else if args.broadcast {
             client
                 .broadcast(topic, event)
@@ -123,38 +104,19 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
     let client = Client::connect(config(&args.client, &args.group, Purpose::Sub)?)
         .await
         .with_context(|| format!("connecting to {}", args.client.server))?;
-    let mode = match args.mode {
-        ModeArg::Clustering => SubscriptionMode::Clustering,
-        ModeArg::Broadcasting => SubscriptionMode::Broadcasting,
-    };
-    let remaining = Arc::new(AtomicU64::new(args.count.unwrap_or(u64::MAX)));
-    let (done_tx, mut done) = mpsc::channel::<()>(1);
-    let json = args.client.json;
+    let (printer, finish) = Printer::new(args.count, args.client.json);
+    // Past the count, leave the event un-acked so the mesh gives it to someone else.
     let handler = move |delivery: Delivery| {
-        let remaining = remaining.clone();
-        let done_tx = done_tx.clone();
+        let printer = printer.clone();
         async move {
-            // Claim one of the events still wanted; past the count, leave the event un-acked so
-            // the mesh gives it to someone else.
-            let left = remaining
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .map_err(|_| "the --count of events has been printed")?;
-            let line = format_event(&delivery.event, json).map_err(|e| format!("{e:#}"))?;
-            {
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}")?;
-                out.flush()?;
-            }
-            if left == 1 {
-                let _ = done_tx.try_send(());
-            }
+            printer.print(&delivery.event)?;
             Ok(())
         }
     };
     client
         .subscribe_filtered(
             &args.client.topic,
-            mode,
+            console::subscription_mode(args.mode),
             SubscriptionType::Async,
             args.filter.as_deref(),
             handler,
@@ -163,25 +125,10 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         .with_context(|| format!("subscribing to {}", args.client.topic))?;
     tracing::info!(message = "Subscribed.", topic = %args.client.topic, group = %args.group);
     let outcome = tokio::select! {
-        _ = done.recv() => Ok(()),
-        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C"),
+        finished = finish.wait() => finished,
         () = client.closed() => Err(anyhow::anyhow!("the connection is closed and could not be restored")),
     };
     // Acks of the last events are sent before the goodbye.
     client.close().await;
     outcome
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_print_on_one_line() {
-        let e = CloudEvent::new("1", "/s", "t").with_data("text/plain", "a\nb\\c");
-        assert_eq!(format_event(&e, false).unwrap(), "a\\nb\\\\c");
-        let json = format_event(&e, true).unwrap();
-        assert!(!json.contains('\n'), "{json}");
-        assert!(json.contains("\"id\":\"1\""), "{json}");
-    }
 }

@@ -4,31 +4,20 @@
 //! `--filter`: the subscription's CloudEvents SQL `filter` attribute), acknowledges each event
 //! once printed, and closes the stream on exit.
 
-use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use eventmesh_sdk::grpc::{GrpcConfig, GrpcDelivery, GrpcPublisher, GrpcSubscriber};
-use eventmesh_sdk::{SubscriptionMode, SubscriptionType, text_event};
-use tokio::sync::mpsc;
+use eventmesh_sdk::{CloudEvent, SubscriptionType};
 
-use crate::cli::{ModeArg, PubArgs, SubArgs};
-use crate::client::format_event;
+use crate::cli::{PubArgs, SubArgs};
+use crate::console::{self, Printer};
 
-/// The TCP default of `--server`, which `--grpc` replaces by the gRPC default.
-const TCP_DEFAULT: &str = "127.0.0.1:10000";
 /// The mesh's default gRPC address.
 const GRPC_DEFAULT: &str = "http://127.0.0.1:10205";
 
 fn endpoint(server: &str) -> String {
-    if server == TCP_DEFAULT {
-        GRPC_DEFAULT.to_owned()
-    } else if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    }
+    console::server_url(server, GRPC_DEFAULT)
 }
 
 fn config(server: &str, group: &str) -> GrpcConfig {
@@ -44,74 +33,40 @@ pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<()> {
             "--broadcast is a TCP command; over gRPC, subscribe with --mode broadcasting"
         );
     }
-    let lines = if args.data == "-" {
-        tokio::task::spawn_blocking(|| {
-            std::io::stdin()
-                .lines()
-                .collect::<std::io::Result<Vec<String>>>()
-        })
-        .await
-        .context("the stdin reader failed")?
-        .context("reading stdin")?
-    } else {
-        vec![args.data.clone()]
-    };
+    let lines = console::data_lines(&args).await?;
     let publisher = GrpcPublisher::connect(config(&args.client.server, &args.group))
         .await
         .with_context(|| format!("connecting to {}", endpoint(&args.client.server)))?;
-    let topic = &args.client.topic;
-    for data in &lines {
-        for _ in 0..args.count {
-            let event = text_event(data.as_str());
-            if args.request {
-                let reply = publisher
-                    .request_reply(topic, event, args.timeout)
-                    .await
-                    .context("request failed")?;
-                let line = format_event(&reply, args.client.json)?;
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}").context("writing to stdout")?;
-                out.flush().context("writing to stdout")?;
-            } else {
-                publisher
-                    .publish(topic, event)
-                    .await
-                    .context("publish failed")?;
-            }
-        }
+    console::publish_lines(&publisher, &args, &lines).await
+}
+
+impl console::Publish for GrpcPublisher {
+    async fn publish_event(&self, topic: &str, event: CloudEvent) -> anyhow::Result<()> {
+        Ok(self.publish(topic, event).await?)
     }
-    Ok(())
+
+    async fn request_event(
+        &self,
+        topic: &str,
+        event: CloudEvent,
+        timeout: Duration,
+    ) -> anyhow::Result<CloudEvent> {
+        Ok(self.request_reply(topic, event, timeout).await?)
+    }
 }
 
 /// `eventmesh sub --grpc`.
 pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
-    let mode = match args.mode {
-        ModeArg::Clustering => SubscriptionMode::Clustering,
-        ModeArg::Broadcasting => SubscriptionMode::Broadcasting,
-    };
-    let remaining = Arc::new(AtomicU64::new(args.count.unwrap_or(u64::MAX)));
-    let (done_tx, mut done) = mpsc::channel::<()>(1);
-    let json = args.client.json;
+    let (printer, finish) = Printer::new(args.count, args.client.json);
+    // Past the count, the event is refused: the mesh gives it to another member later.
     let handler = move |d: GrpcDelivery| {
-        let remaining = remaining.clone();
-        let done_tx = done_tx.clone();
+        let printer = printer.clone();
         async move {
-            // Past the count, refuse: the mesh gives the event to another member later.
-            let left = remaining
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .map_err(|_| "the --count of events has been printed")?;
-            let line = format_event(&d.event, json).map_err(|e| format!("{e:#}"))?;
-            {
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}")?;
-                out.flush()?;
-            }
-            if left == 1 {
-                let _ = done_tx.try_send(());
-            }
+            printer.print(&d.event)?;
             Ok(None)
         }
     };
+    let mode = console::subscription_mode(args.mode);
     let subscriber = GrpcSubscriber::start_filtered(
         config(&args.client.server, &args.group),
         vec![(args.client.topic.clone(), mode, SubscriptionType::Async)],
@@ -121,10 +76,7 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("subscribing to {}", args.client.topic))?;
     tracing::info!(message = "Subscribed.", topic = %args.client.topic, group = %args.group);
-    let outcome = tokio::select! {
-        _ = done.recv() => Ok(()),
-        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C"),
-    };
+    let outcome = finish.wait().await;
     // The acks of the last events are sent before the stream closes.
     subscriber.close().await;
     outcome
@@ -136,7 +88,7 @@ mod tests {
 
     #[test]
     fn server_addresses_become_endpoints() {
-        assert_eq!(endpoint(TCP_DEFAULT), GRPC_DEFAULT);
+        assert_eq!(endpoint(console::TCP_DEFAULT), GRPC_DEFAULT);
         assert_eq!(endpoint("127.0.0.1:8080"), "http://127.0.0.1:8080");
         assert_eq!(endpoint("https://h:1"), "https://h:1");
     }

@@ -4,31 +4,20 @@
 //! `--webhook-listen` (a free local port by default), subscribes it (with `--filter`: the topic
 //! item's CloudEvents SQL `filter`), heart-beats, and unsubscribes on exit.
 
-use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use eventmesh_sdk::http::{HttpConfig, HttpPublisher, HttpSubscriber, PushedEvent};
-use eventmesh_sdk::{SubscriptionMode, SubscriptionType, text_event};
-use tokio::sync::mpsc;
+use eventmesh_sdk::{CloudEvent, SubscriptionType};
 
-use crate::cli::{ClientArgs, ModeArg, ProtocolArg, PubArgs, SubArgs};
-use crate::client::format_event;
+use crate::cli::{ClientArgs, ProtocolArg, PubArgs, SubArgs};
+use crate::console::{self, Printer};
 
-/// The TCP default of `--server`, which `--http` replaces by the HTTP default.
-const TCP_DEFAULT: &str = "127.0.0.1:10000";
 /// The mesh's default HTTP address.
 const HTTP_DEFAULT: &str = "http://127.0.0.1:10105";
 
 fn base_url(server: &str) -> String {
-    if server == TCP_DEFAULT {
-        HTTP_DEFAULT.to_owned()
-    } else if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    }
+    console::server_url(server, HTTP_DEFAULT)
 }
 
 fn config(args: &ClientArgs) -> HttpConfig {
@@ -42,18 +31,7 @@ fn config(args: &ClientArgs) -> HttpConfig {
 /// `eventmesh pub --http`: one event per data argument (or stdin line), code 104, or 101 with
 /// `--request`.
 pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<()> {
-    let lines = if args.data == "-" {
-        tokio::task::spawn_blocking(|| {
-            std::io::stdin()
-                .lines()
-                .collect::<std::io::Result<Vec<String>>>()
-        })
-        .await
-        .context("the stdin reader failed")?
-        .context("reading stdin")?
-    } else {
-        vec![args.data.clone()]
-    };
+    let lines = console::data_lines(&args).await?;
     if args.broadcast {
         anyhow::bail!(
             "--broadcast is a TCP command; over HTTP, subscribe with --mode broadcasting"
@@ -61,56 +39,32 @@ pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<()> {
     }
     let publisher = HttpPublisher::new(config(&args.client).producer_group(args.group.clone()))
         .context("the HTTP client")?;
-    let topic = &args.client.topic;
-    for data in &lines {
-        for _ in 0..args.count {
-            let event = text_event(data.as_str());
-            if args.request {
-                let reply = publisher
-                    .request(topic, event, args.timeout)
-                    .await
-                    .context("request failed")?;
-                let line = format_event(&reply, args.client.json)?;
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}").context("writing to stdout")?;
-                out.flush().context("writing to stdout")?;
-            } else {
-                publisher
-                    .publish(topic, event)
-                    .await
-                    .context("publish failed")?;
-            }
-        }
+    console::publish_lines(&publisher, &args, &lines).await
+}
+
+impl console::Publish for HttpPublisher {
+    async fn publish_event(&self, topic: &str, event: CloudEvent) -> anyhow::Result<()> {
+        Ok(self.publish(topic, event).await?)
     }
-    Ok(())
+
+    async fn request_event(
+        &self,
+        topic: &str,
+        event: CloudEvent,
+        timeout: Duration,
+    ) -> anyhow::Result<CloudEvent> {
+        Ok(self.request(topic, event, timeout).await?)
+    }
 }
 
 /// `eventmesh sub --http`.
 pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
-    let mode = match args.mode {
-        ModeArg::Clustering => SubscriptionMode::Clustering,
-        ModeArg::Broadcasting => SubscriptionMode::Broadcasting,
-    };
-    let remaining = Arc::new(AtomicU64::new(args.count.unwrap_or(u64::MAX)));
-    let (done_tx, mut done) = mpsc::channel::<()>(1);
-    let json = args.client.json;
+    let (printer, finish) = Printer::new(args.count, args.client.json);
+    // Past the count, the event is refused: the mesh retries it (with another URL of the group).
     let handler = move |e: PushedEvent| {
-        let remaining = remaining.clone();
-        let done_tx = done_tx.clone();
+        let printer = printer.clone();
         async move {
-            // Past the count, refuse: the mesh retries it (with another URL of the group).
-            let left = remaining
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .map_err(|_| "the --count of events has been printed".to_owned())?;
-            let line = format_event(&e.event, json).map_err(|e| format!("{e:#}"))?;
-            {
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}").map_err(|e| e.to_string())?;
-                out.flush().map_err(|e| e.to_string())?;
-            }
-            if left == 1 {
-                let _ = done_tx.try_send(());
-            }
+            printer.print(&e.event)?;
             Ok::<_, String>(None)
         }
     };
@@ -121,17 +75,14 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
     subscriber
         .subscribe_filtered(
             &args.client.topic,
-            mode,
+            console::subscription_mode(args.mode),
             SubscriptionType::Async,
             args.filter.as_deref(),
         )
         .await
         .with_context(|| format!("subscribing to {}", args.client.topic))?;
     tracing::info!(message = "Subscribed.", topic = %args.client.topic, group = %args.group, url = %subscriber.url());
-    let outcome = tokio::select! {
-        _ = done.recv() => Ok(()),
-        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C"),
-    };
+    let outcome = finish.wait().await;
     subscriber.close().await;
     outcome
 }
@@ -142,7 +93,7 @@ mod tests {
 
     #[test]
     fn server_addresses_become_base_urls() {
-        assert_eq!(base_url(TCP_DEFAULT), HTTP_DEFAULT);
+        assert_eq!(base_url(console::TCP_DEFAULT), HTTP_DEFAULT);
         assert_eq!(base_url("127.0.0.1:8080"), "http://127.0.0.1:8080");
         assert_eq!(base_url("http://h:1"), "http://h:1");
     }

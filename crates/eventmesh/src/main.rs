@@ -8,6 +8,7 @@
 mod bench;
 mod cli;
 mod client;
+mod console;
 mod filter;
 mod grpc_client;
 mod http_client;

@@ -6,21 +6,15 @@ use std::process::Stdio;
 
 mod common;
 
-use common::{Node, eventmesh, lines, wait_exit, wait_for};
+use common::{Node, Sub, eventmesh, run_ok, run_refused, wait_exit};
 
 #[test]
 fn should_publish_stdin_lines_and_print_them_from_sub() {
     let node = Node::start();
-    let mut sub = eventmesh(&[
+    let sub = Sub::start(&[
         "sub", "--server", &node.tcp, "--topic", "T-cli", "--group", "g-cli", "--count", "2",
         "--json",
-    ])
-    .env("EVENTMESH_LOG__LEVEL", "info")
-    .spawn()
-    .expect("start sub");
-    let out = lines(sub.stdout.take().expect("stdout"));
-    let err = lines(sub.stderr.take().expect("stderr"));
-    wait_for(&err, "Subscribed.");
+    ]);
 
     let mut publisher = eventmesh(&["pub", "--server", &node.tcp, "--topic", "T-cli", "-"])
         .stdin(Stdio::piped())
@@ -42,13 +36,7 @@ fn should_publish_stdin_lines_and_print_them_from_sub() {
         .expect("read stderr");
     assert!(status.success(), "pub failed: {stderr}");
 
-    let status = wait_exit(&mut sub);
-    assert!(
-        status.success(),
-        "sub failed: {:?}",
-        err.try_iter().collect::<Vec<_>>()
-    );
-    let printed: Vec<String> = out.try_iter().collect();
+    let printed = sub.printed();
     assert_eq!(printed.len(), 2, "{printed:?}");
     let data: Vec<String> = printed
         .iter()
@@ -88,7 +76,7 @@ fn should_print_the_reply_of_a_request() {
             .expect("subscribe");
         client
     });
-    let output = eventmesh(&[
+    let stdout = run_ok(&[
         "pub",
         "--server",
         &node.tcp,
@@ -98,15 +86,8 @@ fn should_print_the_reply_of_a_request() {
         "--timeout",
         "5s",
         "ping",
-    ])
-    .output()
-    .expect("run pub");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "PING\n");
+    ]);
+    assert_eq!(stdout, "PING\n");
     node.rt.block_on(responder.close());
 }
 
@@ -115,10 +96,6 @@ fn should_fail_with_exit_1_when_the_server_is_unreachable() {
     let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = unused.local_addr().expect("addr").to_string();
     drop(unused);
-    let output = eventmesh(&["pub", "--server", &addr, "--topic", "T", "x"])
-        .output()
-        .expect("run pub");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = run_refused(&["pub", "--server", &addr, "--topic", "T", "x"]);
     assert!(stderr.contains("connecting to"), "{stderr}");
 }

@@ -13,7 +13,15 @@ use eventmesh_protocol_grpc::v1;
 use eventmesh_protocol_grpc::v1::cloud_event::Data;
 use eventmesh_runtime::{Runtime, RuntimeHandle};
 use eventmesh_sdk::grpc::GrpcConfig;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
 use tonic::transport::Channel;
+
+mod sdk;
+// Not every test binary that includes these helpers uses the SDK ones.
+#[allow(unused_imports)]
+pub use sdk::*;
 
 /// How long a test waits for something it expects.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -62,6 +70,33 @@ pub async fn channel(h: &RuntimeHandle) -> Channel {
         .connect()
         .await
         .expect("connects")
+}
+
+/// A raw subscriber stream (messages of any size accepted): sends `first`, returns the request
+/// sender and the response stream.
+pub async fn open_stream(
+    h: &RuntimeHandle,
+    first: v1::CloudEvent,
+) -> (mpsc::Sender<v1::CloudEvent>, Streaming<v1::CloudEvent>) {
+    let mut consumer = v1::consumer_service_client::ConsumerServiceClient::new(channel(h).await)
+        .max_decoding_message_size(usize::MAX);
+    let (tx, rx) = mpsc::channel(64);
+    tx.send(first).await.expect("queued");
+    let inbound = consumer
+        .subscribe_stream(ReceiverStream::new(rx))
+        .await
+        .expect("a stream")
+        .into_inner();
+    (tx, inbound)
+}
+
+/// The next message of a raw stream, which must come within [`WAIT`].
+pub async fn next_message(inbound: &mut Streaming<v1::CloudEvent>) -> v1::CloudEvent {
+    tokio::time::timeout(WAIT, inbound.message())
+        .await
+        .expect("a message in time")
+        .expect("no error")
+        .expect("the stream goes on")
 }
 
 /// The identity attributes the Apache EventMesh SDKs send.

@@ -139,3 +139,119 @@ pub fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A running `eventmesh sub` (with `info` logs), its stdout and stderr lines.
+pub struct Sub {
+    pub child: Child,
+    pub out: mpsc::Receiver<String>,
+    pub err: mpsc::Receiver<String>,
+}
+
+impl Sub {
+    /// Starts `eventmesh` with `args` and waits until it has subscribed.
+    pub fn start(args: &[&str]) -> Sub {
+        let mut child = eventmesh(args)
+            .env("EVENTMESH_LOG__LEVEL", "info")
+            .spawn()
+            .expect("start sub");
+        let out = lines(child.stdout.take().expect("stdout"));
+        let err = lines(child.stderr.take().expect("stderr"));
+        wait_for(&err, "Subscribed.");
+        Sub { child, out, err }
+    }
+
+    /// Waits for the exit, asserts it is a success, and returns the lines printed.
+    pub fn printed(mut self) -> Vec<String> {
+        let status = wait_exit(&mut self.child);
+        assert!(
+            status.success(),
+            "sub failed: {:?}",
+            self.err.try_iter().collect::<Vec<_>>()
+        );
+        self.out.try_iter().collect()
+    }
+}
+
+/// Runs the binary with `args` and asserts it succeeds; returns its stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let output = eventmesh(args).output().expect("run eventmesh");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs the binary with `args` and asserts it fails with exit 1; returns its stderr.
+pub fn run_refused(args: &[&str]) -> String {
+    let output = eventmesh(args).output().expect("run eventmesh");
+    assert_eq!(output.status.code(), Some(1));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The text data of JSON-printed events, sorted.
+pub fn data_of<'a>(lines: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut data: Vec<String> = lines
+        .into_iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["data"].as_str().expect("text data").to_owned()
+        })
+        .collect();
+    data.sort();
+    data
+}
+
+/// `sub <flag> --count 2 --json` gets the two events `pub <flag>` sends, and
+/// `pub <flag> --broadcast` is refused (exit 1): `flag` is `--http` or `--grpc`, `server` the
+/// node's address for it.
+pub fn check_pub_sub(flag: &str, server: &str, topic: &str, group: &str) {
+    let sub = Sub::start(&[
+        "sub", flag, "--server", server, "--topic", topic, "--group", group, "--count", "2",
+        "--json",
+    ]);
+    for data in ["one", "two"] {
+        run_ok(&["pub", flag, "--server", server, "--topic", topic, data]);
+    }
+    assert_eq!(data_of(&sub.printed()), ["one", "two"]);
+    let stderr = run_refused(&[
+        "pub",
+        flag,
+        "--server",
+        server,
+        "--topic",
+        "T",
+        "--broadcast",
+        "x",
+    ]);
+    assert!(stderr.contains("broadcast"), "{stderr}");
+}
+
+/// `sub <flag> --filter 'type = 'keep'' --count 2 --json`, started and subscribed.
+pub fn filtered_sub(flag: &str, server: &str, topic: &str, group: &str) -> Sub {
+    Sub::start(&[
+        "sub",
+        flag,
+        "--server",
+        server,
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--filter",
+        "type = 'keep'",
+        "--count",
+        "2",
+        "--json",
+    ])
+}
+
+/// A filter that does not parse is refused by the mesh with the parse error: exit 1.
+pub fn check_bad_filter_refused(flag: &str, server: &str, topic: &str, group: &str) {
+    let stderr = run_refused(&[
+        "sub", flag, "--server", server, "--topic", topic, "--group", group, "--filter", "type = ",
+    ]);
+    assert!(stderr.contains("invalid filter"), "{stderr}");
+    assert!(stderr.contains("parse"), "{stderr}");
+}

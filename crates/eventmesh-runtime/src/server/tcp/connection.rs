@@ -17,7 +17,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// How long an undecided first frame waits for more bytes before it is read as v1.9.
 const SETTLE_AFTER: Duration = Duration::from_millis(500);
-/// Read buffer's initial capacity.
+/// The read buffer's first capacity: enough for the HELLO, SUBSCRIBE and LISTEN of an idle
+/// session (a few hundred bytes each), so 10,000 idle sessions do not hold 8 KiB each.
+const READ_INITIAL: usize = 1024;
+/// How much the read buffer grows by once a client sends more than fits (a busy publisher).
 const READ_CAPACITY: usize = 8 * 1024;
 
 /// Why a frame could not be read.
@@ -42,7 +45,7 @@ impl FrameReader {
     pub(crate) fn new(half: OwnedReadHalf, max_frame_bytes: usize) -> Self {
         FrameReader {
             half,
-            buf: BytesMut::with_capacity(READ_CAPACITY),
+            buf: BytesMut::with_capacity(READ_INITIAL),
             codec: FrameCodec::detecting().with_max_frame_bytes(max_frame_bytes),
         }
     }
@@ -68,7 +71,7 @@ impl FrameReader {
             if let Some(p) = self.codec.decode_buf(&mut self.buf)? {
                 return Ok(Some(p));
             }
-            if self.buf.capacity() - self.buf.len() < 1024 {
+            if self.buf.capacity() - self.buf.len() < READ_INITIAL {
                 self.buf.reserve(READ_CAPACITY);
             }
             let read = if self.codec.dialect().is_none() && !self.buf.is_empty() {
@@ -113,7 +116,8 @@ impl FrameWriter {
     pub(crate) fn new(half: OwnedWriteHalf, max_frame_bytes: usize) -> Self {
         FrameWriter {
             half,
-            buf: BytesMut::with_capacity(READ_CAPACITY),
+            // Allocated by the first frame queued, and only as large as the frames need.
+            buf: BytesMut::new(),
             max_frame_bytes,
         }
     }
