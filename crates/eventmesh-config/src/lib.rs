@@ -46,8 +46,9 @@ pub use server::{
 };
 pub use shutdown::ShutdownConfig;
 pub use storage::{
-    EmbeddedStorageConfig, FsyncPolicy, KafkaStorageConfig, NatsStorageConfig,
-    RabbitmqStorageConfig, RedisStorageConfig, StorageConfig, StorageKind,
+    DefibusStorageConfig, EmbeddedStorageConfig, FsyncPolicy, KafkaStorageConfig,
+    NatsStorageConfig, RabbitmqStorageConfig, RedisStorageConfig, RocketmqStorageConfig,
+    StorageConfig, StorageKind,
 };
 pub use validate::MAX_EVENT_BYTES_LIMIT;
 

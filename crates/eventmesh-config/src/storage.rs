@@ -1,7 +1,7 @@
 //! `[storage]`: which event store the node uses, `[storage.embedded]`, the durable embedded
 //! store's settings, `[storage.nats]`, the NATS JetStream store's, `[storage.redis]`, the
-//! Redis Streams store's, `[storage.rabbitmq]`, the RabbitMQ store's, and `[storage.kafka]`,
-//! the Kafka store's.
+//! Redis Streams store's, `[storage.rabbitmq]`, the RabbitMQ store's, `[storage.kafka]`, the
+//! Kafka store's, and `[storage.rocketmq]`, the RocketMQ store's.
 
 use std::fmt;
 use std::time::Duration;
@@ -27,6 +27,8 @@ pub enum StorageKind {
     /// Kafka at `storage.url` (`kafka://h1:9092,h2:9092`): topics as Kafka topics, groups as
     /// consumer groups.
     Kafka,
+    /// RocketMQ at `storage.url` (the name servers, `rocketmq://h1:9876[,h2:9876]`).
+    Rocketmq,
 }
 
 impl StorageKind {
@@ -39,6 +41,7 @@ impl StorageKind {
             StorageKind::Redis => "redis",
             StorageKind::Rabbitmq => "rabbitmq",
             StorageKind::Kafka => "kafka",
+            StorageKind::Rocketmq => "rocketmq",
         }
     }
 }
@@ -53,13 +56,15 @@ impl fmt::Display for StorageKind {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The backend: `embedded` (default), `memory`, `nats`, `redis`, `rabbitmq` or `kafka`.
+    /// The backend: `embedded` (default), `memory`, `nats`, `redis`, `rabbitmq`, `kafka` or
+    /// `rocketmq`.
     #[serde(rename = "type")]
     pub kind: StorageKind,
     /// The broker URL of external backends (`nats://h1:4222,h2:4222` for `nats`,
     /// `redis://[:password@]h:6379[/db]` for `redis`, `amqp://user:pass@h:5672/vhost` for
-    /// `rabbitmq`, `kafka://h1:9092,h2:9092` for `kafka`; unused by `embedded` and `memory`). Any
-    /// password in it is masked in logs.
+    /// `rabbitmq`, `kafka://h1:9092,h2:9092` for `kafka`, `rocketmq://h1:9876[,h2:9876]` (the name
+    /// servers) for `rocketmq`; unused by `embedded` and `memory`). Any password in it is masked
+    /// in logs.
     pub url: String,
     /// `[storage.embedded]`.
     pub embedded: EmbeddedStorageConfig,
@@ -71,6 +76,8 @@ pub struct StorageConfig {
     pub rabbitmq: RabbitmqStorageConfig,
     /// `[storage.kafka]`.
     pub kafka: KafkaStorageConfig,
+    /// `[storage.rocketmq]`.
+    pub rocketmq: RocketmqStorageConfig,
 }
 
 /// `[storage.kafka]`: the Kafka store (with `storage.type = "kafka"`): each topic is a Kafka
@@ -123,6 +130,42 @@ impl Default for KafkaStorageConfig {
     }
 }
 
+/// `[storage.rocketmq]`: the RocketMQ store (with `storage.type = "rocketmq"`): each topic is a
+/// RocketMQ topic with one queue, each cursor a consumer group whose state the serving node
+/// keeps and writes to a state topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RocketmqStorageConfig {
+    /// Prefix of every topic and consumer group the store makes (ASCII letters, digits, `-`; at
+    /// most 32 bytes); meshes sharing one cluster need different prefixes.
+    pub prefix: String,
+    /// The cluster (`brokerClusterName`) whose first master broker holds new topics.
+    pub cluster: String,
+    /// How long any call to a name server or broker may take before it fails (also the bound
+    /// on a publish's failure while the broker is down).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Messages one pull reads at most (1 to 1024).
+    pub pull_batch: u32,
+    /// The largest message the brokers take (their `maxMessageSize`).
+    pub max_message_bytes: usize,
+    /// `[storage.rocketmq.defibus]`.
+    pub defibus: DefibusStorageConfig,
+}
+
+impl Default for RocketmqStorageConfig {
+    fn default() -> Self {
+        RocketmqStorageConfig {
+            prefix: "EVENTMESH".to_owned(),
+            cluster: "DefaultCluster".to_owned(),
+            request_timeout: Duration::from_secs(3),
+            pull_batch: 256,
+            max_message_bytes: 4 * 1024 * 1024,
+            defibus: DefibusStorageConfig::default(),
+        }
+    }
+}
+
 impl KafkaStorageConfig {
     /// `properties` as (key, value) pairs; entries without `=` are left out (validation
     /// reports them).
@@ -132,6 +175,31 @@ impl KafkaStorageConfig {
             .filter_map(|p| p.split_once('='))
             .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
             .collect()
+    }
+}
+
+/// `[storage.rocketmq.defibus]`: what a DeFiBus broker (WeBank's RocketMQ fork) needs. Untested:
+/// no DeFiBus broker was available.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DefibusStorageConfig {
+    /// Write the DeFiBus request-reply properties (`REPLY_TO`, `RR_REQUEST_UNIQ_ID`, `TTL`,
+    /// `CLUSTER`, `msgType`) and create `<cluster>-rr-reply-topic`.
+    pub enabled: bool,
+    /// The DeFiBus cluster name.
+    pub cluster: String,
+    /// The `TTL` of events without `ttl` or `expiresat`.
+    #[serde(with = "humantime_serde")]
+    pub default_ttl: Duration,
+}
+
+impl Default for DefibusStorageConfig {
+    fn default() -> Self {
+        DefibusStorageConfig {
+            enabled: false,
+            cluster: "DefaultCluster".to_owned(),
+            default_ttl: Duration::from_secs(4 * 3600),
+        }
     }
 }
 

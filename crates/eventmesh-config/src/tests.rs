@@ -760,6 +760,51 @@ fn rabbitmq_storage_section() {
 }
 
 #[test]
+fn rocketmq_storage_section() {
+    let c = Loader::new()
+        .toml_text(
+            "c.toml",
+            "[storage]\ntype = \"rocketmq\"\nurl = \"rocketmq://h1:9876,h2:9876\"\n[storage.rocketmq]\nprefix = \"mesh-a\"\n[storage.rocketmq.defibus]\nenabled = true\ncluster = \"dfb\"\n",
+        )
+        .load()
+        .unwrap();
+    assert_eq!(c.storage.kind, StorageKind::Rocketmq);
+    assert_eq!(c.storage.rocketmq.prefix, "mesh-a");
+    assert_eq!(c.storage.rocketmq.cluster, "DefaultCluster");
+    assert_eq!(c.storage.rocketmq.request_timeout, Duration::from_secs(3));
+    assert!(c.storage.rocketmq.defibus.enabled);
+    assert_eq!(c.storage.rocketmq.defibus.cluster, "dfb");
+    let ps = problems(
+        Loader::new()
+            .toml_text(
+                "c.toml",
+                "[storage]\ntype = \"rocketmq\"\nurl = \"nats://h:1\"\n[storage.rocketmq]\nprefix = \"a_b\"\ncluster = \"\"\nrequest_timeout = \"1ms\"\npull_batch = 0\nmax_message_bytes = 0\nextra = 1\n[storage.rocketmq.defibus]\ncluster = \"a b\"\n",
+            )
+            .load(),
+    );
+    assert!(has(&ps, "storage.rocketmq.extra", "unknown"), "{ps:#?}");
+    assert!(has(&ps, "storage.url", "rocketmq://"), "{ps:#?}");
+    assert!(has(&ps, "storage.rocketmq.prefix", "letters"), "{ps:#?}");
+    assert!(has(&ps, "storage.rocketmq.cluster", "letters"), "{ps:#?}");
+    assert!(
+        has(&ps, "storage.rocketmq.defibus.cluster", "letters"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, "storage.rocketmq.request_timeout", "100ms"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, "storage.rocketmq.pull_batch", "1 to 1024"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, "storage.rocketmq.max_message_bytes", "above 0"),
+        "{ps:#?}"
+    );
+}
+
+#[test]
 fn serde_round_trip() {
     let mut c = Config::default();
     c.storage.kind = StorageKind::Memory;

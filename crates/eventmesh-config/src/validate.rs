@@ -414,6 +414,53 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
         }
     }
 
+    let m = &c.storage.rocketmq;
+    if c.storage.kind == StorageKind::Rocketmq && !c.storage.url.starts_with("rocketmq://") {
+        out.push(relation(
+            "storage.url",
+            "storage.type",
+            "must be a rocketmq:// URL of the name servers when type = \"rocketmq\", e.g. \"rocketmq://127.0.0.1:9876\"",
+        ));
+    }
+    let name_ok = |s: &str, extra: &[u8]| {
+        (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || extra.contains(&b))
+    };
+    if !name_ok(&m.prefix, b"") {
+        out.push(issue(
+            "storage.rocketmq.prefix",
+            "must be 1 to 32 ASCII letters, digits or `-`",
+        ));
+    }
+    if !name_ok(&m.cluster, b"_") {
+        out.push(issue(
+            "storage.rocketmq.cluster",
+            "must be 1 to 32 ASCII letters, digits, `-` or `_`",
+        ));
+    }
+    if !name_ok(&m.defibus.cluster, b"_") {
+        out.push(issue(
+            "storage.rocketmq.defibus.cluster",
+            "must be 1 to 32 ASCII letters, digits, `-` or `_`",
+        ));
+    }
+    if m.request_timeout < Duration::from_millis(100) {
+        out.push(issue(
+            "storage.rocketmq.request_timeout",
+            "must be at least 100ms",
+        ));
+    }
+    if !(1..=1024).contains(&m.pull_batch) {
+        out.push(issue("storage.rocketmq.pull_batch", "must be 1 to 1024"));
+    }
+    if m.max_message_bytes == 0 {
+        out.push(issue(
+            "storage.rocketmq.max_message_bytes",
+            "must be above 0",
+        ));
+    }
+
     // [delivery]
     let d = &c.delivery;
     if d.ack_timeout.is_zero() {

@@ -467,6 +467,29 @@ async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>, ServerError>
                 }),
             }
         }
+        #[cfg(feature = "rocketmq")]
+        StorageKind::Rocketmq => {
+            let m = &config.storage.rocketmq;
+            let mut options =
+                eventmesh_storage_rocketmq::RocketOptions::new(config.storage.url.clone());
+            options.prefix = m.prefix.clone();
+            options.cluster = m.cluster.clone();
+            options.request_timeout = m.request_timeout;
+            options.pull_batch = m.pull_batch;
+            options.max_message_bytes = m.max_message_bytes;
+            options.defibus = eventmesh_storage_rocketmq::DefibusOptions {
+                enabled: m.defibus.enabled,
+                cluster: m.defibus.cluster.clone(),
+                default_ttl: m.defibus.default_ttl,
+            };
+            match eventmesh_storage_rocketmq::RocketStore::open(options).await {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(source) => Err(ServerError::Storage {
+                    store: "rocketmq",
+                    source,
+                }),
+            }
+        }
         other => Err(ServerError::Storage {
             store: other.as_str(),
             source: StorageError::Unavailable(

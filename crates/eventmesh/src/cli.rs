@@ -150,12 +150,13 @@ pub(crate) struct ServeArgs {
     /// The event store (storage.type).
     #[arg(
         long,
-        value_name = "embedded|memory|nats|redis|rabbitmq|kafka",
+        value_name = "embedded|memory|nats|redis|rabbitmq|kafka|rocketmq",
         env = "EVENTMESH_STORAGE__TYPE"
     )]
     pub(crate) store: Option<String>,
     /// The broker URL of a broker store (storage.url), e.g. `nats://h1:4222,h2:4222`,
-    /// `redis://h:6379`, `amqp://user:pass@h:5672/vhost`, `kafka://h1:9092,h2:9092`.
+    /// `redis://h:6379`, `amqp://user:pass@h:5672/vhost`, `kafka://h1:9092,h2:9092`,
+    /// `rocketmq://namesrv:9876[,h2:9876]`.
     #[arg(long, value_name = "URL", env = "EVENTMESH_STORAGE__URL")]
     pub(crate) store_url: Option<String>,
 }

@@ -1,0 +1,115 @@
+//! Store-specific behaviour against a real RocketMQ name server and broker (beyond the kit):
+//! names on the brokers, unreachable name servers, snapshots across stores.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use eventmesh_core::{CloudEvent, EventRecord, GroupName, Topic};
+use eventmesh_storage::{ConsumerRef, EventStore, StartFrom, StorageError};
+use eventmesh_storage_rocketmq::{RocketOptions, RocketStore};
+
+fn record(topic: &Topic, n: usize) -> EventRecord {
+    EventRecord::new(
+        topic.clone(),
+        CloudEvent::new(format!("e-{n}"), "/rocket", "test.rocket")
+            .with_data("text/plain", Bytes::from(format!("event {n}"))),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_fails_with_unavailable_naming_rocketmq_when_no_name_server_answers() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut opts = RocketOptions::new(format!("rocketmq://127.0.0.1:{port}"));
+    opts.request_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    match RocketStore::open(opts).await {
+        Err(StorageError::Unavailable(m)) => assert!(m.contains("RocketMQ"), "{m}"),
+        Err(other) => panic!("expected Unavailable, got {other}"),
+        Ok(_) => panic!("opened a store with no name server"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "open took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn topics_with_any_name_round_trip_and_cursors_move_between_stores() {
+    let broker = common::RocketBroker::start();
+    let opts = common::test_options(&broker.url());
+    let store = common::open_store(opts.clone())
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}\n{}", broker.log_tail()));
+    let topic = Topic::new("orders.eu_west/1").expect("topic");
+    assert!(store.create_topic(&topic).await.expect("create"));
+    let listed = store.list_topics().await.expect("list");
+    assert!(
+        listed.iter().any(|t| t.topic == topic),
+        "{listed:?} lacks {topic}"
+    );
+    let records: Vec<EventRecord> = (0..20).map(|n| record(&topic, n)).collect();
+    let offsets = store.publish(&topic, &records).await.expect("publish");
+    assert_eq!(offsets.len(), 20);
+    assert!(
+        offsets.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "{offsets:?}"
+    );
+
+    let c = ConsumerRef::clustering(topic.clone(), GroupName::new("g.1").expect("group"));
+    store
+        .subscribe(&c, StartFrom::Earliest)
+        .await
+        .expect("subscribe");
+    let got = store
+        .fetch(&c, 10, Duration::from_secs(30), Duration::from_secs(5))
+        .await
+        .expect("fetch");
+    assert_eq!(got.len(), 10);
+    for (d, r) in got.iter().zip(&records) {
+        assert_eq!(d.record.id, r.id);
+        assert_eq!(d.delivery_count, 1);
+    }
+    // Ack the first five; the other five stay out when the store goes away.
+    let tokens: Vec<_> = got[..5].iter().map(|d| d.token.clone()).collect();
+    store.ack(&c, &tokens).await.expect("ack");
+    let info = store.cursor_info(&c).await.expect("info");
+    assert_eq!(info.committed, vec![(0, offsets[5].seq)]);
+    assert_eq!(info.in_flight, 5);
+    drop(store);
+
+    // Another store (another node) loads the cursor from its snapshot: the five un-acked events
+    // come back at once with count 2, then the ten never handed out with count 1.
+    let other = common::open_store(opts).await.expect("open again");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 15 && Instant::now() < deadline {
+        let batch = other
+            .fetch(&c, 20, Duration::from_secs(30), Duration::from_secs(2))
+            .await
+            .expect("fetch");
+        let tokens: Vec<_> = batch.iter().map(|d| d.token.clone()).collect();
+        other.ack(&c, &tokens).await.expect("ack");
+        seen.extend(batch.into_iter().map(|d| (d.offset.seq, d.delivery_count)));
+    }
+    let want: Vec<(u64, u32)> = offsets[5..10]
+        .iter()
+        .map(|o| (o.seq, 2))
+        .chain(offsets[10..].iter().map(|o| (o.seq, 1)))
+        .collect();
+    assert_eq!(seen, want);
+    other.delete_topic(&topic).await.expect("delete");
+    assert!(matches!(
+        other
+            .fetch(&c, 1, Duration::from_secs(1), Duration::ZERO)
+            .await,
+        Err(StorageError::UnknownTopic(_))
+    ));
+    other.close().await.expect("close");
+}
