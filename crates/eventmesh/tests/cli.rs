@@ -298,7 +298,7 @@ fn should_refuse_a_bad_flag_value_with_exit_2() {
         "--admin-listen",
         "nowhere",
         "--store",
-        "kafka",
+        "pulsar",
     ])
     .output()
     .unwrap();
