@@ -154,6 +154,10 @@ impl GrpcConfig {
             .connect_timeout(self.timeout)
             .tcp_nodelay(true);
         if let Some(ca) = &self.tls_ca_pem {
+            // tonic's rustls takes the process-wide crypto provider, which rustls cannot pick by
+            // itself when the program links two (ring and aws-lc-rs): choose ring unless the
+            // program installed one already.
+            let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
             let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
             if let Some(d) = &self.tls_domain {
                 tls = tls.domain_name(d.clone());

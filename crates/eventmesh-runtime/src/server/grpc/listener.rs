@@ -206,6 +206,11 @@ pub(super) fn tls_config(
         std::fs::read(p)
             .map_err(|e| GrpcServerError::Tls(format!("cannot read {}: {e}", p.display())))
     };
+    // tonic's rustls takes the process-wide crypto provider. When a dependency turns on a second
+    // provider (the RocketMQ client brings aws-lc-rs beside our ring) rustls cannot pick one by
+    // itself and panics at the first handshake set-up, so pick ring, as the HTTP server does.
+    // A provider installed before (by us or the embedding program) stays.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
     // Building the acceptor parses the certificate and key.
     Server::builder()
