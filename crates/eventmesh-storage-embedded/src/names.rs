@@ -9,55 +9,22 @@
 //! not reversible, so the full string is also kept inside the directory (the topic's `TOPIC`
 //! file, a cursor's snapshot), which is the authority.
 
+use eventmesh_storage::names::NameEscape;
+
 /// Encoded names up to this length are used as they are.
 pub(crate) const MAX_PLAIN: usize = 200;
 
+/// The escaping of names: `%XX` for every byte outside `[A-Za-z0-9_-]`.
+const ESCAPE: NameEscape = NameEscape::new(b'%', b"_-");
+
 /// Percent-encodes `s` (see the module docs).
 pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-    }
-    out
+    ESCAPE.encode(s)
 }
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Reverses [`encode`]; `None` for a string [`encode`] cannot have produced.
 pub(crate) fn decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hi = hex_val(*b.get(i + 1)?)?;
-                let lo = hex_val(*b.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            c if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' => {
-                out.push(c);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    ESCAPE.decode(s)
 }
 
 /// A stable 64-bit FNV-1a hash.

@@ -25,66 +25,24 @@
 
 use eventmesh_core::Topic;
 use eventmesh_storage::ConsumerRef;
+use eventmesh_storage::names::NameEscape;
 
 use crate::error::KafkaStoreError;
 
 /// The longest Kafka topic name.
 pub const MAX_TOPIC_NAME: usize = 249;
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
-fn kept(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
-}
+/// The escaping of mesh names: `_XX` for every byte outside `[A-Za-z0-9.-]`.
+const ESCAPE: NameEscape = NameEscape::new(b'_', b"-.");
 
 /// Encodes a name so that it is a valid part of a Kafka topic name.
 pub fn encode(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for &b in name.as_bytes() {
-        if kept(b) {
-            out.push(char::from(b));
-        } else {
-            out.push('_');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
+    ESCAPE.encode(name)
 }
 
 /// Decodes what [`encode`] produced; `None` for anything it cannot have produced.
 pub fn decode(encoded: &str) -> Option<String> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'_' {
-            let hi = hex_value(*bytes.get(i + 1)?)?;
-            let lo = hex_value(*bytes.get(i + 2)?)?;
-            let v = (hi << 4) | lo;
-            // Only bytes that encode() escapes may appear escaped: one spelling per name.
-            if kept(v) {
-                return None;
-            }
-            out.push(v);
-            i += 3;
-        } else if kept(b) {
-            out.push(b);
-            i += 1;
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    ESCAPE.decode(encoded)
 }
 
 /// Whether `prefix` is usable as a topic or group prefix (`[A-Za-z0-9._-]`, at most 64 bytes).
@@ -174,7 +132,11 @@ mod tests {
             "x@y+z",
         ] {
             let e = encode(name);
-            assert!(e.bytes().all(|b| kept(b) || b == b'_'), "{e}");
+            assert!(
+                e.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'),
+                "{e}"
+            );
             assert_eq!(decode(&e).as_deref(), Some(name));
         }
         assert_eq!(encode("orders.created"), "orders.created");

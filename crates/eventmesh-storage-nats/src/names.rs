@@ -30,6 +30,7 @@
 
 use eventmesh_core::{GroupName, Topic};
 use eventmesh_storage::ConsumerRef;
+use eventmesh_storage::names::{Fnv1a128, NameEscape};
 
 /// The longest stream or consumer name this crate generates, in bytes.
 pub const MAX_NAME: usize = 200;
@@ -37,68 +38,22 @@ pub const MAX_NAME: usize = 200;
 /// The prefix of the description of every stream this crate creates.
 pub(crate) const DESCRIPTION_PREFIX: &str = "eventmesh topic ";
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
+/// The escaping of mesh names: `_XX` for every byte outside `[A-Za-z0-9-]`.
+const ESCAPE: NameEscape = NameEscape::new(b'_', b"-");
 
 /// Encodes a name so that it is a valid NATS stream name, consumer name and subject token.
 pub fn encode(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for &b in name.as_bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' {
-            out.push(char::from(b));
-        } else {
-            out.push('_');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
+    ESCAPE.encode(name)
 }
 
 /// Decodes what [`encode`] produced; `None` for anything it cannot have produced.
 pub fn decode(encoded: &str) -> Option<String> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'_' {
-            let hi = hex_value(*bytes.get(i + 1)?)?;
-            let lo = hex_value(*bytes.get(i + 2)?)?;
-            let v = (hi << 4) | lo;
-            // Only bytes that encode() escapes may appear escaped: one spelling per name.
-            if v.is_ascii_alphanumeric() || v == b'-' {
-                return None;
-            }
-            out.push(v);
-            i += 3;
-        } else if b.is_ascii_alphanumeric() || b == b'-' {
-            out.push(b);
-            i += 1;
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    ESCAPE.decode(encoded)
 }
 
 /// A 128-bit FNV-1a hash, as 32 lower-case hex digits (stable across versions and platforms).
 pub(crate) fn hash_hex(s: &str) -> String {
-    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const PRIME: u128 = 0x0000000001000000000000000000013B;
-    let mut h = OFFSET;
-    for &b in s.as_bytes() {
-        h ^= u128::from(b);
-        h = h.wrapping_mul(PRIME);
-    }
-    format!("{h:032x}")
+    Fnv1a128::hex_of(s)
 }
 
 /// Whether `prefix` is usable as a stream prefix (`[A-Za-z0-9-]`, 1 to 32 bytes).

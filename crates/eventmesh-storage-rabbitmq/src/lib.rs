@@ -51,7 +51,6 @@
 
 mod catalog;
 mod conn;
-mod cursor;
 mod error;
 pub mod names;
 mod options;

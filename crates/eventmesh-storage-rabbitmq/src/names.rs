@@ -17,23 +17,19 @@
 
 use eventmesh_core::Topic;
 use eventmesh_storage::ConsumerRef;
+use eventmesh_storage::names::Fnv1a128;
 
 /// The longest name AMQP allows (a short string), in bytes.
 pub const MAX_NAME: usize = 255;
 
-/// 128-bit FNV-1a.
+/// 128-bit FNV-1a of the length-prefixed parts.
 fn fnv1a128(parts: &[&str]) -> u128 {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let mut h = OFFSET;
+    let mut h = Fnv1a128::new();
     for part in parts {
-        let len = part.len() as u64;
-        for b in len.to_be_bytes().iter().chain(part.as_bytes()) {
-            h ^= u128::from(*b);
-            h = h.wrapping_mul(PRIME);
-        }
+        h.write(&(part.len() as u64).to_be_bytes())
+            .write(part.as_bytes());
     }
-    h
+    h.finish()
 }
 
 /// `s` cut to at most `max` bytes at a character boundary.

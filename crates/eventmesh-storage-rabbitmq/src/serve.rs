@@ -27,9 +27,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::conn::Conn;
-use crate::cursor::{Attach, CursorState, Handed, Item, Snapshot};
 use crate::error::RabbitError;
 use crate::stream::{RECORD_TYPE, attach_args, consume, delivery_offset, is_marker};
+use eventmesh_storage::lease_cursor::{Attach, CursorState, Handed, Item, Snapshot, TokenCodec};
+
+/// This store's ack tokens (their magic keeps tokens of other stores out).
+pub(crate) const TOKENS: TokenCodec = TokenCodec::new(*b"RQ\x01", "RabbitMQ");
 
 /// Whether this store serves the cursor now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +133,7 @@ impl Cursor {
             expiry_ms: cfg.expiry_ms,
             prefetch: cfg.prefetch,
             read_ahead: cfg.read_ahead,
-            st: Mutex::new(state.unwrap_or_else(|| CursorState::new(Attach::Offset(0)))),
+            st: Mutex::new(state.unwrap_or_else(|| CursorState::new(Attach::Offset(0), TOKENS))),
             notify: tokio::sync::Notify::new(),
             space: tokio::sync::Notify::new(),
             session: tokio::sync::Mutex::new(Session::default()),
@@ -186,7 +189,7 @@ impl Cursor {
             if !ours {
                 let mut st = self.st.lock();
                 let reader_gen = st.reader_gen + 1;
-                *st = CursorState::restore(&snap, Instant::now());
+                *st = CursorState::restore(&snap, Instant::now(), TOKENS);
                 st.reader_gen = reader_gen;
                 *flushed = snap.version;
                 tracing::debug!(
@@ -363,7 +366,7 @@ impl Cursor {
         if *flushed >= want {
             return Ok(());
         }
-        let snap = self.st.lock().snapshot(self.writer);
+        let snap = self.st.lock().snapshot(&self.state_queue, self.writer);
         let body = serde_json::to_vec(&snap).map_err(|e| {
             CursorError::Rabbit(RabbitError::Protocol {
                 queue: self.state_queue.clone(),

@@ -20,12 +20,12 @@ use parking_lot::Mutex;
 
 use crate::catalog::{Catalog, Entry};
 use crate::conn::Conn;
-use crate::cursor::{Attach, CursorState, parse_token};
 use crate::error::RabbitError;
 use crate::names::Names;
 use crate::options::RabbitOptions;
-use crate::serve::{Cursor, CursorConfig, CursorError, Role, read_snapshot, state_args};
+use crate::serve::{Cursor, CursorConfig, CursorError, Role, TOKENS, read_snapshot, state_args};
 use crate::stream::{MARKER_TYPE, RECORD_TYPE, Tail, new_key};
+use eventmesh_storage::lease_cursor::{Attach, CursorState};
 
 /// The RabbitMQ event store. See the [crate docs](crate).
 pub struct RabbitStore {
@@ -584,8 +584,8 @@ impl EventStore for RabbitStore {
             return Ok(());
         }
         let at = self.resolve(&consumer.topic, start).await?;
-        let state = CursorState::new(at);
-        let snap = state.snapshot(self.writer);
+        let state = CursorState::new(at, TOKENS);
+        let snap = state.snapshot(&cfg.state_queue, self.writer);
         let (_, ch) = self.conn.channel().await?;
         self.conn
             .bounded(
@@ -660,7 +660,7 @@ impl EventStore for RabbitStore {
         self.check_open()?;
         let parsed = tokens
             .iter()
-            .map(parse_token)
+            .map(|t| TOKENS.decode(t))
             .collect::<Result<Vec<_>, _>>()?;
         let cur = self.cursor(consumer).await?;
         cur.update(&self.conn, |st| st.ack(&parsed))
@@ -676,7 +676,7 @@ impl EventStore for RabbitStore {
         delay: Duration,
     ) -> StorageResult<()> {
         self.check_open()?;
-        let t = parse_token(token)?;
+        let t = TOKENS.decode(token)?;
         let cur = self.cursor(consumer).await?;
         let now = tokio::time::Instant::now();
         cur.update(&self.conn, |st| st.nack(t, delay, now))
@@ -694,7 +694,7 @@ impl EventStore for RabbitStore {
         self.check_open()?;
         let parsed = tokens
             .iter()
-            .map(parse_token)
+            .map(|t| TOKENS.decode(t))
             .collect::<Result<Vec<_>, _>>()?;
         let cur = self.cursor(consumer).await?;
         let now = tokio::time::Instant::now();

@@ -24,8 +24,8 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::conn::Conn;
-use crate::cursor::Attach;
 use crate::error::RabbitError;
+use eventmesh_storage::lease_cursor::Attach;
 
 /// The AMQP `type` of marker messages.
 pub(crate) const MARKER_TYPE: &str = "eventmesh.marker";

@@ -61,7 +61,6 @@
 //! **Untested: no DeFiBus broker was available.**
 
 mod client;
-mod cursor;
 mod error;
 mod message;
 pub mod names;

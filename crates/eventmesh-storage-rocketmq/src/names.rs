@@ -24,62 +24,24 @@
 
 use eventmesh_core::Topic;
 use eventmesh_storage::ConsumerRef;
+use eventmesh_storage::names::NameEscape;
 
 /// The longest topic name RocketMQ accepts.
 pub const MAX_TOPIC: usize = 127;
 /// The longest consumer-group name RocketMQ accepts.
 pub const MAX_GROUP: usize = 255;
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
+/// The escaping of mesh names: `%XX` for every byte outside `[A-Za-z0-9-]`.
+const ESCAPE: NameEscape = NameEscape::new(b'%', b"-");
 
 /// Encodes a name so that it is a valid part of a RocketMQ topic or group name.
 pub fn encode(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for &b in name.as_bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
+    ESCAPE.encode(name)
 }
 
 /// Decodes what [`encode`] produced; `None` for anything it cannot have produced.
 pub fn decode(encoded: &str) -> Option<String> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hi = hex_value(*bytes.get(i + 1)?)?;
-            let lo = hex_value(*bytes.get(i + 2)?)?;
-            let v = (hi << 4) | lo;
-            // Only bytes that encode() escapes may appear escaped: one spelling per name.
-            if v.is_ascii_alphanumeric() || v == b'-' {
-                return None;
-            }
-            out.push(v);
-            i += 3;
-        } else if b.is_ascii_alphanumeric() || b == b'-' {
-            out.push(b);
-            i += 1;
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    ESCAPE.decode(encoded)
 }
 
 /// Whether `prefix` is usable (`[A-Za-z0-9-]`, 1 to 32 bytes).

@@ -17,8 +17,11 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::client::{Clients, Route};
-use crate::cursor::{Attach, CursorState, Handed, Item, Snapshot};
 use crate::error::RocketError;
+use eventmesh_storage::lease_cursor::{Attach, CursorState, Handed, Item, Snapshot, TokenCodec};
+
+/// This store's ack tokens (their magic keeps tokens of other stores out).
+pub(crate) const TOKENS: TokenCodec = TokenCodec::new(*b"RM\x01", "RocketMQ");
 
 /// A cursor this store serves.
 pub(crate) struct Cursor {
@@ -366,5 +369,5 @@ fn delivery(h: Handed) -> Delivery {
 
 /// Reads the tokens of one call.
 pub(crate) fn parse_tokens(tokens: &[AckToken]) -> StorageResult<Vec<(u64, u64, u32)>> {
-    tokens.iter().map(crate::cursor::parse_token).collect()
+    tokens.iter().map(|t| TOKENS.decode(t)).collect()
 }

@@ -17,12 +17,12 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::client::{Clients, Route};
-use crate::cursor::{Attach, CursorState, Snapshot};
 use crate::error::RocketError;
 use crate::message::to_message;
 use crate::names::Names;
 use crate::options::RocketOptions;
-use crate::serve::{Cursor, CursorNames, Stored, parse_tokens};
+use crate::serve::{Cursor, CursorNames, Stored, TOKENS, parse_tokens};
+use eventmesh_storage::lease_cursor::{Attach, CursorState, Snapshot};
 
 /// How long a new topic may take to show in the name servers' routes.
 const ROUTE_PROPAGATION: Duration = Duration::from_secs(10);
@@ -208,7 +208,7 @@ impl Inner {
         let stored = Cursor::stored(&self.clients, &key, &n, &state_route, &data_route).await?;
         let now = Instant::now();
         let (st, fresh) = match stored {
-            Stored::Snapshot(snap) => (CursorState::restore(&snap, now), false),
+            Stored::Snapshot(snap) => (CursorState::restore(&snap, now, TOKENS), false),
             Stored::Committed(at) => {
                 let snap = Snapshot {
                     cursor: key.clone(),
@@ -220,14 +220,14 @@ impl Inner {
                     time: None,
                     pending: Vec::new(),
                 };
-                (CursorState::restore(&snap, now), false)
+                (CursorState::restore(&snap, now, TOKENS), false)
             }
             Stored::None => {
                 let Some(start) = create else {
                     return Err(StorageError::UnknownConsumer(key));
                 };
                 let at = self.attach(&n.topic, &data_route, start).await?;
-                (CursorState::new(at), true)
+                (CursorState::new(at, TOKENS), true)
             }
         };
         if fresh {

@@ -28,6 +28,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use eventmesh_core::{ErrorCode, EventMeshError, EventRecord, GroupName, Topic};
 
+#[cfg(feature = "lease-cursor")]
+pub mod lease_cursor;
+pub mod names;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

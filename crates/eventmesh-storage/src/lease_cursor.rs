@@ -1,8 +1,9 @@
-//! One cursor's state, kept in memory by the store that serves it and persisted as a snapshot
-//! message in the topic's state topic. Pure logic: no I/O, so every rule here is unit-tested.
-//! (The same state machine as the RabbitMQ store's cursors: positions are queue offsets.)
+//! A cursor a store keeps itself: for brokers with readable logs but no per-consumer leases
+//! (RabbitMQ streams, RocketMQ queues), the store that serves a cursor keeps its state in memory
+//! and persists it as a [`Snapshot`] in the broker. Pure logic: no I/O, so every rule here is
+//! unit-tested.
 //!
-//! Positions are queue offsets. Below `horizon` every offset was handed out (or is not an
+//! Positions are log offsets. Below `horizon` every offset was handed out (or is not an
 //! event); those still in `inflight` are not done. `committed` (the first offset not done) is
 //! the lowest in-flight offset, or `horizon`. A snapshot holds `horizon`, the in-flight offsets
 //! with their delivery counts and, for an unresolved time seek, the time; restoring one makes
@@ -14,16 +15,17 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use eventmesh_core::EventRecord;
-use eventmesh_storage::{AckToken, StorageError};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-/// What the queue reader found at an offset.
+use crate::{AckToken, StorageError};
+
+/// What the log reader found at an offset.
 // Short-lived (one per message read, moved straight into the buffer): boxing the record would
 // only add an allocation per event.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub(crate) enum Item {
+pub enum Item {
     /// An event.
     Record(EventRecord),
     /// Not an event (a marker, a foreign message): only moves the position.
@@ -32,7 +34,7 @@ pub(crate) enum Item {
 
 /// A delivery handed out or waiting for redelivery.
 #[derive(Debug)]
-pub(crate) struct Entry {
+struct Entry {
     /// `None` after a restore, until the reader has read the event again.
     record: Option<EventRecord>,
     count: u32,
@@ -42,54 +44,94 @@ pub(crate) struct Entry {
 
 /// One delivery chosen by [`CursorState::fetch`].
 #[derive(Debug)]
-pub(crate) struct Handed {
-    pub(crate) offset: u64,
-    pub(crate) count: u32,
-    pub(crate) record: EventRecord,
-    pub(crate) token: AckToken,
+pub struct Handed {
+    pub offset: u64,
+    pub count: u32,
+    pub record: EventRecord,
+    pub token: AckToken,
 }
 
 /// The persisted form of a cursor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Snapshot {
-    /// The cursor it belongs to (`topic/group[/member]`): a snapshot of another cursor is
-    /// ignored.
-    pub(crate) cursor: String,
+pub struct Snapshot {
+    /// The cursor it belongs to (`topic/group[/member]`), for stores that keep the snapshots of
+    /// several cursors in one place: a snapshot of another cursor is ignored.
+    #[serde(default)]
+    pub cursor: String,
     /// Grows with every change.
-    pub(crate) version: u64,
+    pub version: u64,
     /// The store instance that wrote it.
-    pub(crate) writer: u64,
+    pub writer: u64,
     /// Set by unsubscribe: the cursor no longer exists.
     #[serde(default)]
-    pub(crate) deleted: bool,
-    pub(crate) committed: u64,
-    pub(crate) horizon: u64,
+    pub deleted: bool,
+    pub committed: u64,
+    pub horizon: u64,
     /// An unresolved seek to a time (Unix ms): the cursor starts at the first event at or after.
-    pub(crate) time: Option<i64>,
+    pub time: Option<i64>,
     /// In-flight offsets and their delivery counts.
-    pub(crate) pending: Vec<(u64, u32)>,
+    pub pending: Vec<(u64, u32)>,
 }
 
 /// Where the reader must (re)attach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Attach {
+pub enum Attach {
     Offset(u64),
     /// Unix milliseconds.
     Time(i64),
 }
 
-const TOKEN_MAGIC: &[u8; 3] = b"RM\x01";
 const TOKEN_LEN: usize = 3 + 8 + 8 + 4;
+
+/// How a store's ack tokens look: a three-byte magic, then epoch, offset and delivery count.
+/// Each store has its own magic, so a token handed to the wrong store is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenCodec {
+    magic: [u8; 3],
+    store: &'static str,
+}
+
+impl TokenCodec {
+    /// A codec with its magic and the store's name (for error messages).
+    pub const fn new(magic: [u8; 3], store: &'static str) -> Self {
+        TokenCodec { magic, store }
+    }
+
+    /// An ack token.
+    pub fn encode(&self, epoch: u64, offset: u64, count: u32) -> AckToken {
+        let mut b = BytesMut::with_capacity(TOKEN_LEN);
+        b.put_slice(&self.magic);
+        b.put_u64(epoch);
+        b.put_u64(offset);
+        b.put_u32(count);
+        AckToken(b.freeze())
+    }
+
+    /// Reads a token: `(epoch, offset, count)`.
+    pub fn decode(&self, t: &AckToken) -> Result<(u64, u64, u32), StorageError> {
+        let b: &Bytes = &t.0;
+        if b.len() != TOKEN_LEN || !b.starts_with(&self.magic) {
+            return Err(StorageError::InvalidToken(format!(
+                "not a {} store token ({} bytes)",
+                self.store,
+                b.len()
+            )));
+        }
+        let mut r = &b[3..];
+        Ok((r.get_u64(), r.get_u64(), r.get_u32()))
+    }
+}
 
 /// A cursor's in-memory state.
 #[derive(Debug)]
-pub(crate) struct CursorState {
+pub struct CursorState {
+    codec: TokenCodec,
     /// Changes on every seek and restore; tokens of another epoch are ignored.
-    pub(crate) epoch: u64,
+    pub epoch: u64,
     /// Changes on every seek: a reader of another generation is stale.
-    pub(crate) reader_gen: u64,
+    pub reader_gen: u64,
     /// Grows with every change worth persisting.
-    pub(crate) version: u64,
+    pub version: u64,
     horizon: u64,
     skip_below: u64,
     time: Option<i64>,
@@ -101,8 +143,9 @@ pub(crate) struct CursorState {
 
 impl CursorState {
     /// A new cursor at `at`.
-    pub(crate) fn new(at: Attach) -> Self {
+    pub fn new(at: Attach, codec: TokenCodec) -> Self {
         let mut s = CursorState {
+            codec,
             epoch: rand::random(),
             reader_gen: 1,
             version: 1,
@@ -118,11 +161,14 @@ impl CursorState {
     }
 
     /// A cursor restored from its snapshot.
-    pub(crate) fn restore(snap: &Snapshot, now: Instant) -> Self {
-        let mut s = CursorState::new(match snap.time {
-            Some(t) => Attach::Time(t),
-            None => Attach::Offset(snap.committed),
-        });
+    pub fn restore(snap: &Snapshot, now: Instant, codec: TokenCodec) -> Self {
+        let mut s = CursorState::new(
+            match snap.time {
+                Some(t) => Attach::Time(t),
+                None => Attach::Offset(snap.committed),
+            },
+            codec,
+        );
         s.version = snap.version;
         if snap.time.is_none() {
             s.horizon = snap.horizon;
@@ -161,7 +207,7 @@ impl CursorState {
     }
 
     /// Moves the cursor; in-flight deliveries are forgotten and the reader must reattach.
-    pub(crate) fn seek(&mut self, at: Attach) {
+    pub fn seek(&mut self, at: Attach) {
         self.position(at);
         self.epoch = self.epoch.wrapping_add(1);
         self.reader_gen += 1;
@@ -169,7 +215,7 @@ impl CursorState {
     }
 
     /// Where a (re)started reader attaches.
-    pub(crate) fn attach(&self) -> Attach {
+    pub fn attach(&self) -> Attach {
         match (self.read_pos, self.time) {
             (Some(o), _) => Attach::Offset(o),
             (None, Some(t)) => Attach::Time(t),
@@ -179,7 +225,7 @@ impl CursorState {
 
     /// Skips the reader to `offset`: retention removed what was below it. Restored in-flight
     /// events below it that were not read again are gone.
-    pub(crate) fn jump(&mut self, offset: u64) {
+    pub fn jump(&mut self, offset: u64) {
         if self.read_pos.is_some_and(|p| p >= offset) {
             return;
         }
@@ -194,12 +240,12 @@ impl CursorState {
     }
 
     /// Events read ahead and not yet handed out.
-    pub(crate) fn buffered(&self) -> usize {
+    pub fn buffered(&self) -> usize {
         self.fresh.len()
     }
 
     /// Takes what the reader found at `offset`. Returns whether fetchers may have work.
-    pub(crate) fn on_read(&mut self, offset: u64, item: Item) -> bool {
+    pub fn on_read(&mut self, offset: u64, item: Item) -> bool {
         if self.read_pos.is_some_and(|p| offset < p) {
             return false; // Read again after a reattach.
         }
@@ -215,7 +261,7 @@ impl CursorState {
                 _ => return false,
             }
         }
-        // Restored in-flight events below this offset that the queue no longer has.
+        // Restored in-flight events below this offset that the log no longer has.
         let lost: Vec<u64> = self
             .inflight
             .range(..offset)
@@ -248,7 +294,7 @@ impl CursorState {
     }
 
     /// Hands out up to `max` events: due redeliveries first (in offset order), then new ones.
-    pub(crate) fn fetch(&mut self, max: usize, lease: Duration, now: Instant) -> Vec<Handed> {
+    pub fn fetch(&mut self, max: usize, lease: Duration, now: Instant) -> Vec<Handed> {
         let mut out = Vec::new();
         let due = now + lease;
         for (&offset, e) in self.inflight.iter_mut() {
@@ -265,7 +311,7 @@ impl CursorState {
                 offset,
                 count: e.count,
                 record: record.clone(),
-                token: token(self.epoch, offset, e.count),
+                token: self.codec.encode(self.epoch, offset, e.count),
             });
         }
         while out.len() < max {
@@ -279,7 +325,7 @@ impl CursorState {
                 offset,
                 count: 1,
                 record: record.clone(),
-                token: token(self.epoch, offset, 1),
+                token: self.codec.encode(self.epoch, offset, 1),
             });
             self.inflight.insert(
                 offset,
@@ -297,7 +343,7 @@ impl CursorState {
     }
 
     /// The earliest instant a redelivery becomes due, if any is waiting.
-    pub(crate) fn next_due(&self) -> Option<Instant> {
+    pub fn next_due(&self) -> Option<Instant> {
         self.inflight
             .values()
             .filter(|e| e.record.is_some())
@@ -306,7 +352,7 @@ impl CursorState {
     }
 
     /// Marks deliveries done. Tokens of another epoch are ignored (the cursor was moved).
-    pub(crate) fn ack(&mut self, tokens: &[(u64, u64, u32)]) {
+    pub fn ack(&mut self, tokens: &[(u64, u64, u32)]) {
         for &(epoch, offset, _) in tokens {
             if epoch == self.epoch && self.inflight.remove(&offset).is_some() {
                 self.version += 1;
@@ -315,12 +361,12 @@ impl CursorState {
     }
 
     /// Gives a delivery back, due after `delay`; a token of an older delivery is ignored.
-    pub(crate) fn nack(&mut self, t: (u64, u64, u32), delay: Duration, now: Instant) {
+    pub fn nack(&mut self, t: (u64, u64, u32), delay: Duration, now: Instant) {
         self.set_due(t, now + delay);
     }
 
     /// Extends the lease of current deliveries.
-    pub(crate) fn extend(&mut self, tokens: &[(u64, u64, u32)], lease: Duration, now: Instant) {
+    pub fn extend(&mut self, tokens: &[(u64, u64, u32)], lease: Duration, now: Instant) {
         for &t in tokens {
             self.set_due(t, now + lease);
         }
@@ -338,7 +384,7 @@ impl CursorState {
     }
 
     /// The first offset not done.
-    pub(crate) fn committed(&self) -> u64 {
+    pub fn committed(&self) -> u64 {
         self.inflight
             .keys()
             .next()
@@ -348,12 +394,12 @@ impl CursorState {
     }
 
     /// Events handed out and not acked.
-    pub(crate) fn in_flight(&self) -> u64 {
+    pub fn in_flight(&self) -> u64 {
         self.inflight.len() as u64
     }
 
     /// The persisted form.
-    pub(crate) fn snapshot(&self, cursor: &str, writer: u64) -> Snapshot {
+    pub fn snapshot(&self, cursor: &str, writer: u64) -> Snapshot {
         Snapshot {
             cursor: cursor.to_owned(),
             version: self.version,
@@ -365,29 +411,6 @@ impl CursorState {
             pending: self.inflight.iter().map(|(o, e)| (*o, e.count)).collect(),
         }
     }
-}
-
-/// An ack token: magic, epoch, offset, delivery count.
-pub(crate) fn token(epoch: u64, offset: u64, count: u32) -> AckToken {
-    let mut b = BytesMut::with_capacity(TOKEN_LEN);
-    b.put_slice(TOKEN_MAGIC);
-    b.put_u64(epoch);
-    b.put_u64(offset);
-    b.put_u32(count);
-    AckToken(b.freeze())
-}
-
-/// Reads a token: `(epoch, offset, count)`.
-pub(crate) fn parse_token(t: &AckToken) -> Result<(u64, u64, u32), StorageError> {
-    let b: &Bytes = &t.0;
-    if b.len() != TOKEN_LEN || !b.starts_with(TOKEN_MAGIC) {
-        return Err(StorageError::InvalidToken(format!(
-            "not a RocketMQ store token ({} bytes)",
-            b.len()
-        )));
-    }
-    let mut r = &b[3..];
-    Ok((r.get_u64(), r.get_u64(), r.get_u32()))
 }
 
 #[cfg(test)]
@@ -406,14 +429,16 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    const CODEC: TokenCodec = TokenCodec::new(*b"TS\x01", "test");
+
     fn parsed(h: &Handed) -> (u64, u64, u32) {
-        parse_token(&h.token).expect("token")
+        CODEC.decode(&h.token).expect("token")
     }
 
     #[test]
     fn hands_out_in_order_and_redelivers_after_lease_and_nack() {
         let now = Instant::now();
-        let mut s = CursorState::new(Attach::Offset(0));
+        let mut s = CursorState::new(Attach::Offset(0), CODEC);
         for i in 0..5 {
             s.on_read(i, Item::Record(rec(i as usize)));
         }
@@ -452,7 +477,7 @@ mod tests {
     #[test]
     fn extension_and_stale_tokens() {
         let now = Instant::now();
-        let mut s = CursorState::new(Attach::Offset(10));
+        let mut s = CursorState::new(Attach::Offset(10), CODEC);
         s.on_read(10, Item::Record(rec(0)));
         let d = s.fetch(1, ms(100), now);
         s.extend(&[parsed(&d[0])], ms(500), now + ms(50));
@@ -465,13 +490,19 @@ mod tests {
         s.seek(Attach::Offset(0));
         s.ack(&[parsed(&d2[0])]); // Other epoch: ignored, nothing in flight anyway.
         assert_eq!(s.committed(), 0);
-        assert!(parse_token(&AckToken(Bytes::from_static(b"nope"))).is_err());
+        assert!(
+            CODEC
+                .decode(&AckToken(Bytes::from_static(b"nope")))
+                .is_err()
+        );
+        let other = TokenCodec::new(*b"XX\x01", "other").encode(1, 2, 3);
+        assert!(CODEC.decode(&other).is_err());
     }
 
     #[test]
     fn restore_skips_acked_and_redelivers_pending_with_higher_counts() {
         let now = Instant::now();
-        let mut s = CursorState::new(Attach::Offset(0));
+        let mut s = CursorState::new(Attach::Offset(0), CODEC);
         for i in 0..6 {
             s.on_read(i, Item::Record(rec(i as usize)));
         }
@@ -480,7 +511,7 @@ mod tests {
         s.ack(&[parsed(&d[0]), parsed(&d[2])]);
         let snap = s.snapshot("t/g", 7);
         assert_eq!((snap.committed, snap.horizon), (1, 4));
-        let mut r = CursorState::restore(&snap, now);
+        let mut r = CursorState::restore(&snap, now, CODEC);
         assert_eq!(r.attach(), Attach::Offset(1));
         for i in 1..7 {
             r.on_read(
@@ -505,7 +536,7 @@ mod tests {
     #[test]
     fn time_seek_starts_at_the_first_event_at_or_after_the_time() {
         let now = Instant::now();
-        let mut s = CursorState::new(Attach::Time(1_003));
+        let mut s = CursorState::new(Attach::Time(1_003), CODEC);
         assert_eq!(s.attach(), Attach::Time(1_003));
         for i in 0..6 {
             s.on_read(100 + i, Item::Record(rec(i as usize)));
