@@ -3,7 +3,8 @@
 //!
 //! NATS JetStream (`nats://host:port`, async-nats): a fresh stream per run (file storage, one
 //! replica, the server's default sync interval) on one subject; every publish awaits its
-//! JetStream ack; subscribers pull from a durable consumer with explicit acks (one shared consumer
+//! JetStream ack (with `--batch N`, the N publishes of a batch go out first, then their acks are
+//! awaited); subscribers pull from a durable consumer with explicit acks (one shared consumer
 //! for a CLUSTERING run, one per subscriber for BROADCASTING) and ack every message. The stream is
 //! deleted afterwards.
 
@@ -90,15 +91,22 @@ pub(crate) struct DirectTopic {
 }
 
 impl DirectTopic {
-    /// Publishes `data` and awaits the JetStream ack.
-    pub(crate) async fn publish(&self, data: Bytes) -> Result<(), String> {
-        self.js
-            .publish(self.subject.clone(), data)
-            .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+    /// Publishes `data` `count` times (a batch: every publish first, then every JetStream
+    /// ack) and awaits the acks.
+    pub(crate) async fn publish(&self, data: Bytes, count: u64) -> Result<(), String> {
+        let mut acks = Vec::new();
+        for _ in 0..count {
+            let ack = self
+                .js
+                .publish(self.subject.clone(), data.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// Starts a subscriber pulling from the durable consumer `durable`, calling `on_event` with

@@ -33,6 +33,12 @@ impl Latency {
         self.histogram.saturating_record(ns);
     }
 
+    /// Records the same latency `count` times (a batch's events share their batch's latency).
+    pub fn record_n(&mut self, latency: Duration, count: u64) {
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.histogram.saturating_record_n(ns, count);
+    }
+
     /// Adds every value of `other`.
     ///
     /// # Errors
@@ -116,5 +122,15 @@ mod tests {
         assert_eq!(a.mean_us(), 0.0);
         a.record(Duration::ZERO);
         assert_eq!(a.count(), 1);
+    }
+
+    #[test]
+    fn a_batch_latency_counts_once_per_event() {
+        let mut a = Latency::new().unwrap();
+        a.record_n(Duration::from_micros(250), 100);
+        a.record_n(Duration::from_secs(3600), 1); // saturates at 60 s
+        assert_eq!(a.count(), 101);
+        let p50 = a.quantile_us(0.5);
+        assert!((249.0..=251.0).contains(&p50), "{p50}");
     }
 }

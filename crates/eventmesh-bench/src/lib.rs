@@ -1,5 +1,6 @@
 //! The logic of `eventmesh bench`: load against a running mesh, in the benchmark's own process,
-//! with the Rust SDK's TCP client.
+//! with the Rust SDK's clients: TCP, gRPC or HTTP ([`Transport`]; one module per protocol under
+//! `clients/`).
 //!
 //! # Scenarios
 //!
@@ -9,6 +10,24 @@
 //! * `pubsub`: both, end to end; latency is publish to delivery.
 //! * `request-reply`: SYNC subscribers echo each request; latency is request to reply.
 //! * `fanout`: `pubsub` with a BROADCASTING group, so every subscriber gets every event.
+//!
+//! # Protocols
+//!
+//! * **TCP**: one SDK [`eventmesh_sdk::Client`] per publisher or subscriber connection.
+//! * **gRPC**: one channel (HTTP/2 connection) per publisher, `publish` or `batchPublish` (with
+//!   `batch` > 1) or `requestReply`; each subscriber is a `subscribeStream` with explicit acks.
+//! * **HTTP**: one keep-alive connection pool per publisher (HTTP/1.1 carries one call at a
+//!   time, so a window of `w` opens up to `w` connections), request codes 104 (publish), 102
+//!   (batch) or 101 (request); each subscriber is a webhook served by this process on
+//!   127.0.0.1 (a free port) and subscribed with code 206; it answers each push once counted.
+//!
+//! # Batches
+//!
+//! With `batch` = N (gRPC and HTTP; not for request-reply), each publish call carries N events
+//! taken from the schedule together. A batch is due when its last event is (so the N events share
+//! one send time and one timestamp), every event of it is counted, and its latency (to the ack,
+//! or to each delivery) is recorded once per event. `window` then counts calls, so up to
+//! `window × batch` events are in flight per publisher.
 //!
 //! # How it measures
 //!
@@ -32,6 +51,7 @@
 //! * Tokio's timer has a 1 ms granularity: at rates above 1,000/s several tickets fall due per
 //!   tick and are sent together, and measured latencies include up to 1 ms of that pacing delay.
 
+mod clients;
 mod direct;
 mod histogram;
 mod pacing;
@@ -86,9 +106,9 @@ impl Scenario {
 pub enum Transport {
     /// The EventMesh TCP protocol.
     Tcp,
-    /// The HTTP protocol (not measured yet).
+    /// The HTTP protocol (request codes; webhook subscribers).
     Http,
-    /// The gRPC protocol (not measured yet).
+    /// The gRPC protocol (the v1 CloudEvent services; stream subscribers).
     Grpc,
 }
 
@@ -101,6 +121,23 @@ impl Transport {
             Transport::Http => "http",
             Transport::Grpc => "grpc",
         }
+    }
+
+    /// The mesh's default address for this protocol: 127.0.0.1 with port 10000 (TCP), 10105
+    /// (HTTP) or 10205 (gRPC).
+    #[must_use]
+    pub const fn default_addr(self) -> &'static str {
+        match self {
+            Transport::Tcp => "127.0.0.1:10000",
+            Transport::Http => "127.0.0.1:10105",
+            Transport::Grpc => "127.0.0.1:10205",
+        }
+    }
+
+    /// Whether one call can publish several events (gRPC `batchPublish`, HTTP code 102).
+    #[must_use]
+    pub const fn can_batch(self) -> bool {
+        !matches!(self, Transport::Tcp)
     }
 }
 
@@ -141,9 +178,10 @@ pub const MIN_SIZE: usize = pacing::STAMP_LEN;
 pub struct BenchConfig {
     /// The scenario.
     pub scenario: Scenario,
-    /// The protocol (only TCP is implemented).
+    /// The protocol.
     pub transport: Transport,
-    /// The mesh's address (`host:port`).
+    /// The mesh's address for that protocol (`host:port`; for gRPC and HTTP also
+    /// `http://host:port`).
     pub addr: String,
     /// Event data size in bytes (at least [`MIN_SIZE`]).
     pub size: usize,
@@ -158,8 +196,10 @@ pub struct BenchConfig {
     pub rate: Option<u64>,
     /// The subscribers' group mode.
     pub mode: Mode,
-    /// Un-acknowledged publishes (or requests) per publisher connection.
+    /// Un-acknowledged publish calls (or requests) per publisher connection.
     pub window: usize,
+    /// Events per publish call (1: no batching; more needs gRPC or HTTP).
+    pub batch: usize,
     /// The topic (default: a fresh `bench-<random>` topic per run).
     pub topic: Option<String>,
     /// How long to wait for deliveries still in flight after the publishers stop.
@@ -169,8 +209,8 @@ pub struct BenchConfig {
 }
 
 impl BenchConfig {
-    /// A configuration with the defaults: `pubsub` over TCP on 127.0.0.1:10000, 128 bytes, 10 s,
-    /// one publisher and one subscriber, unlimited rate, clustering, a window of 256.
+    /// A configuration with the defaults: over TCP on 127.0.0.1:10000, 128 bytes, 10 s, one
+    /// publisher and one subscriber, unlimited rate, clustering, a window of 256, no batching.
     #[must_use]
     pub fn new(scenario: Scenario) -> Self {
         BenchConfig {
@@ -184,6 +224,7 @@ impl BenchConfig {
             rate: None,
             mode: Mode::Clustering,
             window: 256,
+            batch: 1,
             topic: None,
             drain: Duration::from_secs(10),
             progress: false,
@@ -193,15 +234,10 @@ impl BenchConfig {
     /// Checks the settings.
     ///
     /// # Errors
-    /// [`BenchError::Unsupported`] for a protocol not implemented yet, [`BenchError::Config`]
-    /// for a bad value.
+    /// [`BenchError::Config`] for a bad value or a combination that cannot run (a batch over
+    /// TCP, for request-reply or for `sub`).
     pub fn validate(&self) -> Result<(), BenchError> {
-        if self.transport != Transport::Tcp {
-            return Err(BenchError::Unsupported(format!(
-                "--protocol {} is not implemented yet; only tcp is",
-                self.transport.as_str()
-            )));
-        }
+        self.validate_batch()?;
         if self.size < MIN_SIZE {
             return Err(BenchError::Config(format!(
                 "--size must be at least {MIN_SIZE} bytes (the send timestamp)"
@@ -237,6 +273,32 @@ impl BenchConfig {
         }
         Ok(())
     }
+
+    fn validate_batch(&self) -> Result<(), BenchError> {
+        if self.batch == 0 {
+            return Err(BenchError::Config("--batch must be at least 1".into()));
+        }
+        if self.batch == 1 {
+            return Ok(());
+        }
+        let why = match self.scenario {
+            Scenario::RequestReply => Some(
+                "request-reply sends one request per call and waits for its reply; use --window for more requests in flight",
+            ),
+            Scenario::Sub => Some("the sub scenario has no publishers"),
+            _ if !self.transport.can_batch() => Some(
+                "the TCP protocol publishes one event per message; use --protocol grpc or http",
+            ),
+            _ => None,
+        };
+        match why {
+            Some(why) => Err(BenchError::Config(format!(
+                "--batch {} cannot be used here: {why}",
+                self.batch
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Why a benchmark could not run.
@@ -254,9 +316,9 @@ pub enum BenchError {
     Client {
         /// What was being done.
         context: String,
-        /// The SDK's error.
+        /// The SDK's error (of its TCP, gRPC or HTTP client).
         #[source]
-        source: eventmesh_sdk::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A latency histogram could not be built or merged.
     #[error("latency histogram: {0}")]
@@ -267,4 +329,71 @@ pub enum BenchError {
     /// A benchmark task failed.
     #[error("a benchmark task failed: {0}")]
     Task(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(scenario: Scenario, transport: Transport, batch: usize) -> BenchConfig {
+        let mut c = BenchConfig::new(scenario);
+        c.transport = transport;
+        c.addr = transport.default_addr().into();
+        c.batch = batch;
+        if scenario == Scenario::Sub {
+            c.topic = Some("T".into());
+        }
+        c
+    }
+
+    fn refusal(c: &BenchConfig) -> String {
+        match c.validate() {
+            Err(BenchError::Config(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_protocol_runs_every_scenario_without_batches() {
+        for transport in [Transport::Tcp, Transport::Grpc, Transport::Http] {
+            for scenario in [
+                Scenario::Pub,
+                Scenario::Sub,
+                Scenario::PubSub,
+                Scenario::RequestReply,
+                Scenario::Fanout,
+            ] {
+                let c = config(scenario, transport, 1);
+                assert!(c.validate().is_ok(), "{scenario:?} over {transport:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn batches_are_for_grpc_and_http_publishers() {
+        for transport in [Transport::Grpc, Transport::Http] {
+            for scenario in [Scenario::Pub, Scenario::PubSub, Scenario::Fanout] {
+                assert!(config(scenario, transport, 100).validate().is_ok());
+            }
+            let why = refusal(&config(Scenario::RequestReply, transport, 10));
+            assert!(
+                why.contains("--batch 10") && why.contains("request-reply"),
+                "{why}"
+            );
+            let why = refusal(&config(Scenario::Sub, transport, 10));
+            assert!(why.contains("no publishers"), "{why}");
+        }
+        let why = refusal(&config(Scenario::Pub, Transport::Tcp, 10));
+        assert!(why.contains("TCP") && why.contains("grpc or http"), "{why}");
+        let why = refusal(&config(Scenario::PubSub, Transport::Grpc, 0));
+        assert!(why.contains("--batch must be at least 1"), "{why}");
+    }
+
+    #[test]
+    fn each_protocol_has_its_default_port() {
+        assert_eq!(Transport::Tcp.default_addr(), "127.0.0.1:10000");
+        assert_eq!(Transport::Http.default_addr(), "127.0.0.1:10105");
+        assert_eq!(Transport::Grpc.default_addr(), "127.0.0.1:10205");
+        assert_eq!(BenchConfig::new(Scenario::Pub).addr, "127.0.0.1:10000");
+    }
 }

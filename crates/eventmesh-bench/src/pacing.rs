@@ -10,10 +10,12 @@ use crate::Limit;
 /// Digits of the send timestamp at the start of the data.
 pub(crate) const STAMP_LEN: usize = 20;
 
-/// One event to send: its index and when it is due.
+/// Consecutive events sent together (one event without `--batch`): the first index, how many,
+/// and when the batch is due, which is when its last event is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Ticket {
-    pub(crate) index: u64,
+pub(crate) struct Batch {
+    pub(crate) first: u64,
+    pub(crate) len: u64,
     pub(crate) due: Instant,
 }
 
@@ -71,24 +73,37 @@ impl Pacer {
         Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
     }
 
-    /// The next ticket, or `None` once the count is reached or the duration is over.
-    pub(crate) fn next_ticket(&self) -> Option<Ticket> {
-        let index = self.next.fetch_add(1, Ordering::Relaxed);
-        if let Limit::Count(n) = self.limit
-            && index >= n
-        {
+    /// The next `size` tickets as one batch (fewer at the end of a count or a duration), or
+    /// `None` once the count is reached or the duration is over. The batch is due when its last
+    /// ticket is: with a rate, ticket `i` is due at `start + i / rate`; without one, now.
+    pub(crate) fn next_batch(&self, size: u64) -> Option<Batch> {
+        let size = size.max(1);
+        let first = self.next.fetch_add(size, Ordering::Relaxed);
+        let end = match (self.limit, self.rate) {
+            (Limit::Count(n), _) => n,
+            (Limit::Duration(d), Some(rate)) => Self::scheduled_within(d, rate),
+            (Limit::Duration(d), None) => {
+                if self.start.elapsed() >= d {
+                    return None;
+                }
+                u64::MAX
+            }
+        };
+        if first >= end {
             return None;
         }
+        let len = size.min(end - first);
         let due = match self.rate {
-            Some(rate) => self.start + Self::offset(index, rate),
+            Some(rate) => self.start + Self::offset(first + len - 1, rate),
             None => Instant::now(),
         };
-        if let Limit::Duration(d) = self.limit
-            && due.saturating_duration_since(self.start) >= d
-        {
-            return None;
-        }
-        Some(Ticket { index, due })
+        Some(Batch { first, len, due })
+    }
+
+    /// How many tickets fall due within `d` at `rate` (those with `offset(i) < d`).
+    fn scheduled_within(d: Duration, rate: u64) -> u64 {
+        let scaled = d.as_nanos() * u128::from(rate.max(1));
+        u64::try_from(scaled.div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
     }
 
     /// Tickets handed out so far (the count, once it is reached).
@@ -145,7 +160,7 @@ mod tests {
         assert_eq!(Pacer::offset(1, 3), Duration::from_nanos(333_333_333));
 
         let pacer = Pacer::new(Some(1000), Limit::Count(3));
-        let t: Vec<_> = std::iter::from_fn(|| pacer.next_ticket()).collect();
+        let t: Vec<_> = std::iter::from_fn(|| pacer.next_batch(1)).collect();
         assert_eq!(t.len(), 3);
         assert_eq!(t[2].due - t[0].due, Duration::from_millis(2));
         assert_eq!(pacer.issued(), 3);
@@ -155,8 +170,28 @@ mod tests {
     fn a_duration_limits_the_scheduled_tickets() {
         // 100/s for 50 ms: tickets due at 0, 10, 20, 30 and 40 ms, whenever they are taken.
         let pacer = Pacer::new(Some(100), Limit::Duration(Duration::from_millis(50)));
-        let n = std::iter::from_fn(|| pacer.next_ticket()).count();
+        let n = std::iter::from_fn(|| pacer.next_batch(1)).count();
         assert_eq!(n, 5);
+        assert_eq!(Pacer::scheduled_within(Duration::from_millis(1100), 3), 4);
+        assert_eq!(Pacer::scheduled_within(Duration::from_secs(1), 3), 3);
+    }
+
+    #[test]
+    fn batches_take_consecutive_tickets_and_are_due_with_their_last() {
+        // 1,000/s, 25 events in batches of 10: 0..10, 10..20, then the last 5.
+        let pacer = Pacer::new(Some(1000), Limit::Count(25));
+        let b: Vec<_> = std::iter::from_fn(|| pacer.next_batch(10)).collect();
+        let spans: Vec<_> = b.iter().map(|b| (b.first, b.len)).collect();
+        assert_eq!(spans, [(0, 10), (10, 10), (20, 5)]);
+        assert_eq!(b[0].due - pacer.start(), Duration::from_millis(9));
+        assert_eq!(b[2].due - pacer.start(), Duration::from_millis(24));
+
+        // 1,000/s for 25 ms: 25 tickets (due at 0..=24 ms), cut the same way.
+        let pacer = Pacer::new(Some(1000), Limit::Duration(Duration::from_millis(25)));
+        let lens: Vec<_> = std::iter::from_fn(|| pacer.next_batch(10))
+            .map(|b| b.len)
+            .collect();
+        assert_eq!(lens, [10, 10, 5]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::{BenchConfig, Latency};
 pub struct Report {
     /// The scenario (`pub`, `sub`, `pubsub`, `request-reply`, `fanout`).
     pub scenario: &'static str,
-    /// The protocol.
+    /// The protocol (`tcp`, `grpc`, `http`; `nats-jetstream` for a `--direct` run).
     pub protocol: &'static str,
     /// The mesh's address.
     pub addr: String,
@@ -24,17 +24,20 @@ pub struct Report {
     pub publishers: usize,
     /// Subscriber connections.
     pub subscribers: usize,
-    /// The subscribers' group mode.
+    /// The subscribers' group mode (`broadcasting` for fanout, `clustering` for
+    /// request-reply, whatever `--mode` says).
     pub mode: &'static str,
     /// The target rate (events/s), if any.
     pub rate: Option<u64>,
-    /// Un-acknowledged publishes per publisher.
+    /// Un-acknowledged publish calls per publisher.
     pub window: usize,
+    /// Events per publish call (1: no batching).
+    pub batch: usize,
     /// Events (or requests) acknowledged by the mesh.
     pub published: u64,
     /// Events delivered to subscribers (replies received, for request-reply).
     pub delivered: u64,
-    /// Publishes or requests that failed.
+    /// Events (or requests) whose publish failed (every event of a failed batch).
     pub errors: u64,
     /// Seconds from the start to the last event counted.
     pub elapsed_secs: f64,
@@ -109,9 +112,10 @@ impl Report {
             } else {
                 config.subscribers
             },
-            mode: config.mode.as_str(),
+            mode: crate::run::effective_mode(config).as_str(),
             rate: config.rate,
             window: config.window,
+            batch: config.batch,
             published: tally.published,
             delivered: tally.delivered,
             errors: tally.errors,
@@ -148,7 +152,7 @@ impl fmt::Display for Report {
             .map_or_else(|| "unlimited".to_owned(), |r| format!("{r}/s"));
         writeln!(
             f,
-            "{} over {} to {} (topic {}): {} B events, {} publisher(s), {} subscriber(s), {}, rate {}, window {}",
+            "{} over {} to {} (topic {}): {} B events, {} publisher(s), {} subscriber(s), {}, rate {}, window {}, batch {}",
             self.scenario,
             self.protocol,
             self.addr,
@@ -158,7 +162,8 @@ impl fmt::Display for Report {
             self.subscribers,
             self.mode,
             rate,
-            self.window
+            self.window,
+            self.batch
         )?;
         writeln!(
             f,
@@ -196,7 +201,9 @@ mod tests {
         for us in 1..=1000 {
             latency.record(Duration::from_micros(us));
         }
-        let config = BenchConfig::new(Scenario::PubSub);
+        let mut config = BenchConfig::new(Scenario::PubSub);
+        config.transport = crate::Transport::Grpc;
+        config.batch = 10;
         let tally = Tally {
             topic: "T".into(),
             published: 1000,
@@ -211,6 +218,8 @@ mod tests {
         assert_eq!(v["delivered"], 1000);
         assert_eq!(v["scenario"], "pubsub");
         assert_eq!(v["rate"], serde_json::Value::Null);
+        assert_eq!(v["protocol"], "grpc");
+        assert_eq!(v["batch"], 10);
         for field in [
             "p50_us",
             "p90_us",
@@ -223,5 +232,9 @@ mod tests {
         }
         let text = report.to_string();
         assert!(text.contains("500 events/s"), "{text}");
+        assert!(
+            text.contains("over grpc") && text.contains("batch 10"),
+            "{text}"
+        );
     }
 }

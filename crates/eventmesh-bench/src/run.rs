@@ -4,25 +4,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use eventmesh_sdk::{
-    Client, ClientConfig, CloudEvent, Delivery, Purpose, SubscriptionMode, SubscriptionType,
-};
+use eventmesh_sdk::SubscriptionMode;
 use parking_lot::Mutex;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::clients::{self, OnEvent, Publisher, Role, Subscription};
 use crate::direct::{Direct, DirectTopic};
-use crate::pacing::{Pacer, payload};
+use crate::pacing::{Batch, Pacer, payload};
 use crate::progress::{Counters, Progress};
 use crate::report::{Report, Tally};
 use crate::{BenchConfig, BenchError, Latency, Limit, Mode, Scenario};
 
-const SOURCE: &str = "/eventmesh-bench";
-const EVENT_TYPE: &str = "eventmesh.bench";
-const SUBSYSTEM: &str = "eventmesh-bench";
-/// How long a publish or request may wait for its answer.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the drain checks the delivered count.
 const POLL: Duration = Duration::from_millis(5);
 
@@ -97,9 +91,9 @@ async fn run_on(config: BenchConfig, direct: Option<Direct>) -> Result<Report, B
             let sender = match &direct {
                 Some(d) => Sender::Direct(Box::new(d.clone())),
                 None => {
-                    let client = connect(&config, format!("{topic}-pub"), Purpose::Pub, n).await?;
-                    publishers.push(client.clone());
-                    Sender::Mesh(client)
+                    let publisher = Publisher::connect(&config, format!("{topic}-pub"), n).await?;
+                    publishers.push(publisher.clone());
+                    Sender::Mesh(publisher)
                 }
             };
             for _ in 0..config.window {
@@ -118,8 +112,8 @@ async fn run_on(config: BenchConfig, direct: Option<Direct>) -> Result<Report, B
         latency.merge(&worker)?;
     }
     let published_at = pacer.start().elapsed();
-    for client in &publishers {
-        client.close().await;
+    for publisher in &publishers {
+        publisher.close().await;
     }
 
     let (published, _, _) = counters.get();
@@ -162,7 +156,8 @@ async fn run_on(config: BenchConfig, direct: Option<Direct>) -> Result<Report, B
     Ok(Report::new(&config, &tally))
 }
 
-fn effective_mode(config: &BenchConfig) -> Mode {
+/// The group mode the scenario uses: fanout broadcasts, request-reply clusters.
+pub(crate) fn effective_mode(config: &BenchConfig) -> Mode {
     match config.scenario {
         Scenario::Fanout => Mode::Broadcasting,
         Scenario::RequestReply => Mode::Clustering,
@@ -200,40 +195,16 @@ async fn drain(counters: &Counters, expected: u64, patience: Duration) {
     }
 }
 
-async fn connect(
-    config: &BenchConfig,
-    group: String,
-    purpose: Purpose,
-    n: usize,
-) -> Result<Client, BenchError> {
-    let client_config = ClientConfig::builder(config.addr.clone(), group)
-        .purpose(purpose)
-        .subsystem(SUBSYSTEM)
-        .request_timeout(CALL_TIMEOUT)
-        .max_in_flight(config.window.saturating_add(8))
-        .build()
-        .map_err(|source| BenchError::Client {
-            context: "building the client configuration".into(),
-            source,
-        })?;
-    Client::connect(client_config)
-        .await
-        .map_err(|source| BenchError::Client {
-            context: format!("connecting {} {n} to {}", purpose.as_str(), config.addr),
-            source,
-        })
-}
-
 /// A running subscriber: a mesh client, or a direct pull task.
 enum SubHandle {
-    Mesh(Client),
+    Mesh(clients::Subscriber),
     Direct(CancellationToken, tokio::task::JoinHandle<()>),
 }
 
 impl SubHandle {
     async fn close(self) {
         match self {
-            SubHandle::Mesh(client) => client.close().await,
+            SubHandle::Mesh(subscriber) => subscriber.close().await,
             SubHandle::Direct(stop, task) => {
                 stop.cancel();
                 let _ = task.await;
@@ -298,23 +269,13 @@ async fn subscribe(
     counters: &Arc<Counters>,
     last_delivery: &Arc<AtomicU64>,
 ) -> Result<Subscriber, BenchError> {
-    let client = connect(config, format!("{topic}-sub"), Purpose::Sub, n).await?;
     let hist = Arc::new(Mutex::new(Latency::new()?));
     let mode = match effective_mode(config) {
         Mode::Clustering => SubscriptionMode::Clustering,
         Mode::Broadcasting => SubscriptionMode::Broadcasting,
     };
-    let result = if config.scenario == Scenario::RequestReply {
-        let handler = move |delivery: Delivery| {
-            let data = delivery.event.data.unwrap_or_default();
-            async move {
-                Ok(CloudEvent::new("reply", SOURCE, "eventmesh.bench.reply")
-                    .with_data("text/plain", data))
-            }
-        };
-        client
-            .subscribe(topic, mode, SubscriptionType::Sync, handler)
-            .await
+    let role = if config.scenario == Scenario::RequestReply {
+        Role::Echo
     } else {
         let (clock, counters, last, hist) = (
             clock.clone(),
@@ -322,60 +283,57 @@ async fn subscribe(
             last_delivery.clone(),
             hist.clone(),
         );
-        let handler = move |delivery: Delivery| {
-            on_event(
-                &clock,
-                &counters,
-                &last,
-                &hist,
-                delivery.event.data.as_deref(),
-            );
-            async { Ok(()) }
-        };
-        client
-            .subscribe(topic, mode, SubscriptionType::Async, handler)
-            .await
+        let on: OnEvent =
+            Arc::new(move |data: Option<&[u8]>| on_event(&clock, &counters, &last, &hist, data));
+        Role::Count(on)
     };
-    result.map_err(|source| BenchError::Client {
-        context: format!("subscribing {n} to {topic}"),
-        source,
-    })?;
-    Ok((SubHandle::Mesh(client), hist))
+    let sub = Subscription {
+        topic,
+        group: format!("{topic}-sub"),
+        mode,
+        role,
+        n,
+    };
+    let subscriber = clients::Subscriber::start(config, sub).await?;
+    Ok((SubHandle::Mesh(subscriber), hist))
 }
 
 /// Where a publisher sends: the mesh through the SDK, or the broker directly.
 #[derive(Clone)]
 enum Sender {
-    Mesh(Client),
+    Mesh(Publisher),
     Direct(Box<DirectTopic>),
 }
 
 impl Sender {
+    /// Sends the events of `batch` (all with `data`) in one call: a request for request-reply
+    /// (batches of one), else a publish.
     async fn send(
         &self,
         scenario: Scenario,
         topic: &str,
-        index: u64,
+        batch: Batch,
         data: bytes::Bytes,
     ) -> Result<(), String> {
         match self {
-            Sender::Mesh(client) => {
-                let event = CloudEvent::new(index.to_string(), SOURCE, EVENT_TYPE)
-                    .with_data("text/plain", data);
-                let outcome = match scenario {
-                    Scenario::RequestReply => {
-                        client.request(topic, event, CALL_TIMEOUT).await.map(drop)
-                    }
-                    _ => client.publish(topic, event).await,
-                };
-                outcome.map_err(|e| e.to_string())
+            Sender::Mesh(publisher) if scenario == Scenario::RequestReply => {
+                publisher
+                    .request(topic, clients::event(batch.first, data))
+                    .await
             }
-            Sender::Direct(d) => d.publish(data).await,
+            Sender::Mesh(publisher) => {
+                let events = (batch.first..batch.first + batch.len)
+                    .map(|index| clients::event(index, data.clone()))
+                    .collect();
+                publisher.publish(topic, events).await
+            }
+            Sender::Direct(d) => d.publish(data, batch.len).await,
         }
     }
 }
 
-/// One window slot of a publisher: takes tickets, sends each when due, and awaits its answer.
+/// One window slot of a publisher: takes batches of tickets (one ticket without `--batch`),
+/// sends each when due, and awaits its answer.
 async fn publish_worker(
     sender: Sender,
     config: BenchConfig,
@@ -389,29 +347,29 @@ async fn publish_worker(
         Limit::Duration(d) => Some(pacer.start() + d + config.drain),
         Limit::Count(_) => None,
     };
-    while let Some(ticket) = pacer.next_ticket() {
+    let size = u64::try_from(config.batch).unwrap_or(u64::MAX);
+    while let Some(batch) = pacer.next_batch(size) {
         if hard_stop.is_some_and(|stop| Instant::now() >= stop) {
             break;
         }
-        tokio::time::sleep_until(ticket.due.into()).await;
-        let data = payload(pacer.wall_ns(ticket.due), config.size);
-        let outcome = sender
-            .send(config.scenario, &topic, ticket.index, data)
-            .await;
+        tokio::time::sleep_until(batch.due.into()).await;
+        let data = payload(pacer.wall_ns(batch.due), config.size);
+        let outcome = sender.send(config.scenario, &topic, batch, data).await;
         match outcome {
             Ok(()) => {
-                counters.published.fetch_add(1, Ordering::Relaxed);
+                counters.published.fetch_add(batch.len, Ordering::Relaxed);
                 match config.scenario {
-                    Scenario::Pub => latency.record(ticket.due.elapsed()),
+                    Scenario::Pub => latency.record_n(batch.due.elapsed(), batch.len),
                     Scenario::RequestReply => {
-                        latency.record(ticket.due.elapsed());
+                        latency.record(batch.due.elapsed());
                         counters.delivered.fetch_add(1, Ordering::Relaxed);
                     }
                     _ => {}
                 }
             }
             Err(error) => {
-                if counters.errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                // Counted per event, as published is.
+                if counters.errors.fetch_add(batch.len, Ordering::Relaxed) == 0 {
                     warn!(message = "Publish failed (further failures are logged at debug).", %error);
                 } else {
                     debug!(message = "Publish failed.", %error);

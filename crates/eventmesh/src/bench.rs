@@ -26,11 +26,12 @@ pub(crate) enum ScenarioArg {
 /// The client protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum TransportArg {
-    /// The EventMesh TCP protocol.
+    /// The EventMesh TCP protocol (default address 127.0.0.1:10000).
     Tcp,
-    /// HTTP (not implemented yet).
+    /// HTTP request codes; subscribers are webhooks served by the bench on 127.0.0.1 (default
+    /// address 127.0.0.1:10105).
     Http,
-    /// gRPC (not implemented yet).
+    /// gRPC; subscribers are streams (default address 127.0.0.1:10205).
     Grpc,
 }
 
@@ -40,12 +41,13 @@ pub(crate) struct BenchArgs {
     /// The scenario.
     #[arg(value_enum)]
     pub(crate) scenario: ScenarioArg,
-    /// The client protocol (only tcp is implemented yet).
+    /// The client protocol.
     #[arg(long, value_enum, default_value = "tcp")]
     pub(crate) protocol: TransportArg,
-    /// The mesh's address.
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:10000")]
-    pub(crate) addr: String,
+    /// The mesh's address for --protocol (default 127.0.0.1:10000 for tcp, 127.0.0.1:10105 for
+    /// http, 127.0.0.1:10205 for grpc; http and grpc also take http://HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) addr: Option<String>,
     /// Event data size in bytes (a `k`/`KiB` suffix multiplies by 1024; at least 20).
     #[arg(long, value_name = "BYTES", default_value = "128", value_parser = parse_size)]
     pub(crate) size: usize,
@@ -68,9 +70,14 @@ pub(crate) struct BenchArgs {
     /// How the subscribers' group shares the topic.
     #[arg(long, value_enum, default_value = "clustering")]
     pub(crate) mode: ModeArg,
-    /// Un-acknowledged publishes (or requests) per publisher connection.
+    /// Un-acknowledged publish calls (or requests) per publisher connection.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub(crate) window: usize,
+    /// Events per publish call: gRPC batchPublish or HTTP batch publish (code 102). Every event
+    /// is counted; a batch's latency is recorded once per event. Not for tcp, request-reply or
+    /// sub.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) batch: usize,
     /// The topic (default: a fresh `bench-<random>` topic; `sub` needs one).
     #[arg(long)]
     pub(crate) topic: Option<String>,
@@ -121,7 +128,10 @@ impl BenchArgs {
             TransportArg::Http => Transport::Http,
             TransportArg::Grpc => Transport::Grpc,
         };
-        c.addr.clone_from(&self.addr);
+        c.addr = self
+            .addr
+            .clone()
+            .unwrap_or_else(|| c.transport.default_addr().to_owned());
         c.size = self.size;
         c.limit = match (self.count, self.duration) {
             (Some(n), _) => Limit::Count(n),
@@ -136,6 +146,7 @@ impl BenchArgs {
             ModeArg::Broadcasting => Mode::Broadcasting,
         };
         c.window = self.window;
+        c.batch = self.batch;
         c.topic.clone_from(&self.topic);
         c.drain = self.drain;
         c.progress = !self.quiet;
@@ -255,6 +266,47 @@ fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn config(args: &[&str]) -> BenchConfig {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .expect("the flags parse");
+        cli.bench.config()
+    }
+
+    #[test]
+    fn each_protocol_has_its_default_address() {
+        assert_eq!(config(&["pub"]).addr, "127.0.0.1:10000");
+        assert_eq!(
+            config(&["pub", "--protocol", "http"]).addr,
+            "127.0.0.1:10105"
+        );
+        let c = config(&["pub", "--protocol", "grpc"]);
+        assert_eq!(
+            (c.transport, c.addr.as_str()),
+            (Transport::Grpc, "127.0.0.1:10205")
+        );
+        let c = config(&["pub", "--protocol", "grpc", "--addr", "10.0.0.1:1"]);
+        assert_eq!(c.addr, "10.0.0.1:1");
+    }
+
+    #[test]
+    fn batches_default_to_one_and_are_checked() {
+        assert_eq!(config(&["pubsub"]).batch, 1);
+        let c = config(&["pub", "--protocol", "grpc", "--batch", "100"]);
+        assert_eq!(c.batch, 100);
+        assert!(c.validate().is_ok());
+        let c = config(&["request-reply", "--protocol", "grpc", "--batch", "10"]);
+        assert!(matches!(c.validate(), Err(BenchError::Config(_))));
+        let c = config(&["pub", "--batch", "10"]);
+        assert!(matches!(c.validate(), Err(BenchError::Config(_))));
+    }
 
     #[test]
     fn sizes_take_kib_suffixes() {

@@ -1,6 +1,6 @@
 //! `eventmesh bench` (the real binary, as a child process) against a runtime in-process on
-//! port 0: each TCP scenario runs briefly and prints one JSON report with counts above zero.
-//! No timing is asserted.
+//! port 0: TCP, gRPC and HTTP scenarios run briefly and print one JSON report with counts above
+//! zero (HTTP subscribers are webhooks the bench serves on port 0). No timing is asserted.
 
 use std::process::{Command, Output, Stdio};
 
@@ -121,11 +121,127 @@ fn should_report_request_reply_and_pub() {
 }
 
 #[test]
-fn should_refuse_protocols_not_implemented_yet() {
-    let out = bench(&["pubsub", "--protocol", "http", "--duration", "1s"]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not implemented yet"), "{stderr}");
+fn should_report_grpc_pubsub_and_batched_pub() {
+    let node = Node::start();
+    let v = report(&[
+        "pubsub",
+        "--protocol",
+        "grpc",
+        "--duration",
+        "1s",
+        "--addr",
+        &node.grpc,
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(v["protocol"], "grpc", "{v}");
+    assert_eq!(v["batch"], 1, "{v}");
+    assert_eq!(v["latency"], "publish-to-delivery");
+    assert_eq!(v["published"], v["delivered"], "{v}");
+
+    let v = report(&[
+        "pub",
+        "--protocol",
+        "grpc",
+        "--batch",
+        "10",
+        "--duration",
+        "1s",
+        "--addr",
+        &node.grpc,
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(v["protocol"], "grpc", "{v}");
+    assert_eq!(v["batch"], 10, "{v}");
+    // Whole batches only (no count to cut the last one), every event counted and sampled.
+    let published = v["published"].as_u64().unwrap_or(0);
+    assert_eq!(published % 10, 0, "{v}");
+    assert_eq!(v["samples"].as_u64(), Some(published), "{v}");
+}
+
+#[test]
+fn should_report_http_pubsub_through_a_webhook() {
+    let node = Node::start();
+    let v = report(&[
+        "pubsub",
+        "--protocol",
+        "http",
+        "--duration",
+        "1s",
+        "--addr",
+        &node.http,
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(v["protocol"], "http", "{v}");
+    assert_eq!(v["latency"], "publish-to-delivery");
+    assert_eq!(v["published"], v["delivered"], "{v}");
+}
+
+#[test]
+fn should_answer_requests_and_fan_out_over_grpc_and_http() {
+    let node = Node::start();
+    for (protocol, addr) in [("grpc", &node.grpc), ("http", &node.http)] {
+        let v = report(&[
+            "request-reply",
+            "--protocol",
+            protocol,
+            "--count",
+            "200",
+            "--window",
+            "8",
+            "--addr",
+            addr,
+            "--json",
+            "--quiet",
+        ]);
+        assert_eq!(v["latency"], "request-to-reply", "{v}");
+        assert_eq!(v["delivered"], 200, "{v}");
+        // Each of the 2 BROADCASTING subscribers gets every event (HTTP: batches of 5).
+        let batch = if protocol == "http" { "5" } else { "1" };
+        let v = report(&[
+            "fanout",
+            "--protocol",
+            protocol,
+            "--count",
+            "300",
+            "--batch",
+            batch,
+            "--subscribers",
+            "2",
+            "--addr",
+            addr,
+            "--json",
+            "--quiet",
+        ]);
+        assert_eq!(v["published"], 300, "{v}");
+        assert_eq!(v["delivered"], 600, "{v}");
+    }
+}
+
+#[test]
+fn should_refuse_batches_that_cannot_be_sent() {
+    // Refused as bad settings (exit 2) before connecting: no mesh is needed.
+    for (args, why) in [
+        (
+            &["request-reply", "--protocol", "grpc", "--batch", "10"][..],
+            "request-reply",
+        ),
+        (&["pub", "--protocol", "tcp", "--batch", "10"][..], "TCP"),
+        (
+            &["pub", "--protocol", "http", "--batch", "0"][..],
+            "at least 1",
+        ),
+    ] {
+        let out = bench(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--batch") && stderr.contains(why),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
