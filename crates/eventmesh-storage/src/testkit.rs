@@ -30,6 +30,9 @@
 //! The macros name this crate `eventmesh_storage` (and its re-exported tokio), so a backend must
 //! depend on it under that name. The generated tests need nothing else from the backend crate.
 //!
+//! A broker-backed store's tests start their private broker with [`process`]: a free port, a log
+//! file, a readiness wait that notices an early exit, kill, stop and start again.
+//!
 //! # Faults the kit is proven to catch
 //!
 //! Each row is asserted by `fault_detection_tests!` (on the memory and the embedded store): every
@@ -163,6 +166,7 @@ mod clustering;
 mod durability;
 pub mod faults;
 mod ordering;
+pub mod process;
 mod redelivery;
 mod replay;
 mod support;

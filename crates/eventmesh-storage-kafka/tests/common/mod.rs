@@ -7,16 +7,15 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use eventmesh_storage::testkit::StoreFactory;
+use eventmesh_storage::testkit::process::{ChildProcess, Place, Readiness, find_binary};
 use eventmesh_storage::{EventStore, StorageResult};
 use eventmesh_storage_kafka::{KafkaOptions, KafkaStore};
 use parking_lot::Mutex;
@@ -28,42 +27,14 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 /// The `tansu` binary: `$TANSU`, else ~/.cargo/bin/tansu, else the first on `PATH`. Panics with
 /// the install command when there is none.
 pub fn tansu_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("TANSU") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "TANSU names {}, which does not exist: the Kafka store tests need a tansu broker and do not skip",
-            p.display()
-        );
-        return p;
-    }
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    for d in dirs {
-        let candidate = d.join("tansu");
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "tansu is not installed (looked in $CARGO_HOME/bin, ~/.cargo/bin and on PATH): the Kafka \
-         store tests run against a real Kafka-compatible broker and do not skip. Install it with \
-         scripts/install-brokers (cargo install --locked --version 0.6.0 tansu --features \
-         dynostore,libsql), or point TANSU at the binary."
-    );
-}
-
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    l.local_addr().expect("local address").port()
+    find_binary(
+        "tansu",
+        Some("TANSU"),
+        &[Place::CargoBin, Place::Path],
+        "The Kafka store tests run against a real Kafka-compatible broker and do not skip. Install \
+         it with scripts/install-brokers (cargo install --locked --version 0.6.0 tansu --features \
+         dynostore,libsql), or point TANSU at the binary.",
+    )
 }
 
 /// Where the broker keeps its data.
@@ -77,11 +48,11 @@ pub enum Engine {
 
 /// One private tansu broker, killed when dropped.
 pub struct Tansu {
-    bin: PathBuf,
     port: u16,
     engine: Engine,
+    /// Declared before `dir`: killed before its directory is removed.
+    process: ChildProcess,
     dir: TempDir,
-    child: Option<Child>,
 }
 
 impl Tansu {
@@ -92,25 +63,18 @@ impl Tansu {
             .prefix("eventmesh-tansu-test-")
             .tempdir()
             .expect("temporary directory");
-        let mut t = Tansu {
-            bin,
-            port: free_port(),
+        let root = dir.path().to_path_buf();
+        let (port, process) =
+            ChildProcess::spawn_on_free_port(5, |port| tansu_process(&bin, &root, port, engine))
+                .unwrap_or_else(|e| {
+                    panic!("tansu did not start: {e}\n{}", first_error(&root.join(LOG)))
+                });
+        Tansu {
+            port,
             engine,
+            process,
             dir,
-            child: None,
-        };
-        let mut last = String::new();
-        // A port found free can be taken before the broker binds it: try a few.
-        for _ in 0..5 {
-            match t.spawn() {
-                Ok(()) => return t,
-                Err(e) => {
-                    last = e;
-                    t.port = free_port();
-                }
-            }
         }
-        panic!("tansu did not start: {last}");
     }
 
     /// The store URL of the broker.
@@ -126,131 +90,72 @@ impl Tansu {
         self.dir.path()
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("tansu.log")
-    }
-
-    /// The end of the broker's log (for failure messages).
+    /// The end of the broker's log (for failure messages), after its first error if any.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        // The first error is usually the cause; the tail shows the state at the end.
-        let first = lines
-            .iter()
-            .find(|l| l.contains("ERROR") || l.contains("panicked"))
-            .map_or(String::new(), |l| format!("first error: {l}\n...\n"));
         format!(
-            "{first}{}",
-            lines[lines.len().saturating_sub(30)..].join("\n")
+            "{}{}",
+            first_error(self.process.log_path()),
+            self.process.log_tail(30)
         )
-    }
-
-    fn spawn(&mut self) -> Result<(), String> {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|e| format!("open the broker log: {e}"))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let engine = match self.engine {
-            Engine::Memory => "memory://tansu/".to_owned(),
-            // Relative to the broker's working directory, the temporary directory.
-            Engine::Sqlite => "sqlite://tansu.db".to_owned(),
-        };
-        let child = Command::new(&self.bin)
-            .arg("broker")
-            .args(["--listener-url", &listener])
-            .args(["--advertised-listener-url", &listener])
-            .args(["--storage-engine", &engine])
-            .env("CLUSTER_ID", "eventmesh-test")
-            .env("RUST_LOG", "warn")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
-        self.child = Some(child);
-        self.wait_ready()
-    }
-
-    /// Waits until the broker accepts a TCP connection.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_WITHIN;
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(format!(
-                    "tansu exited at start ({status}) on port {}; log:\n{}",
-                    self.port,
-                    self.log_tail()
-                ));
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "tansu on port {} did not accept connections within {} s; log:\n{}",
-                    self.port,
-                    READY_WITHIN.as_secs(),
-                    self.log_tail()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// SIGKILL: the broker dies at once, as in a crash.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after 15 s).
     pub fn stop(&mut self) {
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
+        self.process.stop();
     }
 
     /// Starts the broker again on the same port and data (after `kill` or `stop`).
     pub fn start_again(&mut self) {
-        if self.child.is_some() {
-            return;
-        }
-        if let Err(e) = self.spawn() {
-            panic!("restarting tansu failed: {e}");
-        }
+        self.process.start_again();
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_running()
     }
 }
 
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The broker's log file, in its directory.
+const LOG: &str = "tansu.log";
+
+/// The first error line of the log (usually the cause), as a line to put before its tail.
+fn first_error(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .find(|l| l.contains("ERROR") || l.contains("panicked"))
+        .map_or(String::new(), |l| format!("first error: {l}\n...\n"))
+}
+
+/// tansu on `port` with its data in `dir` (its working directory), ready once it accepts a TCP
+/// connection.
+fn tansu_process(bin: &Path, dir: &Path, port: u16, engine: Engine) -> ChildProcess {
+    let (bin, dir) = (bin.to_path_buf(), dir.to_path_buf());
+    ChildProcess::new(
+        format!("tansu on port {port}"),
+        dir.join(LOG),
+        move || {
+            let listener = format!("tcp://127.0.0.1:{port}");
+            let engine = match engine {
+                Engine::Memory => "memory://tansu/",
+                // Relative to the broker's working directory, the temporary directory.
+                Engine::Sqlite => "sqlite://tansu.db",
+            };
+            let mut cmd = Command::new(&bin);
+            cmd.arg("broker")
+                .args(["--listener-url", &listener])
+                .args(["--advertised-listener-url", &listener])
+                .args(["--storage-engine", engine])
+                .env("CLUSTER_ID", "eventmesh-test")
+                .env("RUST_LOG", "warn")
+                .current_dir(&dir);
+            cmd
+        },
+        Readiness::tcp(port).within(READY_WITHIN),
+    )
 }
 
 /// Store options for a test against `url`: unique prefixes, short timeouts.

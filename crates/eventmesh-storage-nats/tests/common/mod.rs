@@ -6,17 +6,17 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use eventmesh_storage::testkit::StoreFactory;
+use eventmesh_storage::testkit::process::{
+    ChildProcess, Place, Readiness, find_binary, tcp_exchange,
+};
 use eventmesh_storage::{EventStore, StorageResult};
 use eventmesh_storage_nats::{NatsOptions, NatsStore};
 use parking_lot::Mutex;
@@ -25,51 +25,29 @@ use tempfile::TempDir;
 /// How long a starting server may take to accept connections.
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
-/// The `nats-server` binary: `$NATS_SERVER`, else the first found on `PATH`, /usr/sbin,
-/// /usr/local/bin, /usr/bin. Panics with the install command when there is none.
+/// The `nats-server` binary: `$NATS_SERVER`, else the first found on `PATH` or in the system
+/// directories (/usr/sbin, ...). Panics with the install command when there is none.
 pub fn nats_server_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("NATS_SERVER") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "NATS_SERVER names {}, which does not exist: the NATS store tests need a nats-server binary and do not skip",
-            p.display()
-        );
-        return p;
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/usr/local/bin", "/usr/bin", "/sbin"].map(PathBuf::from));
-    for d in dirs {
-        let candidate = d.join("nats-server");
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "nats-server is not installed (looked on PATH and in /usr/sbin, /usr/local/bin, /usr/bin): \
-         the NATS store tests run against a real broker and do not skip. Install it with \
-         `apt-get install nats-server` (or run scripts/install-deps), or point NATS_SERVER at the binary."
-    );
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    l.local_addr().expect("local address").port()
+    find_binary(
+        "nats-server",
+        Some("NATS_SERVER"),
+        &[Place::Path, Place::System],
+        "The NATS store tests run against a real broker and do not skip. Install it with \
+         `apt-get install nats-server` (or run scripts/install-deps), or point NATS_SERVER at the binary.",
+    )
 }
 
 /// One private nats-server with JetStream, killed when dropped.
 pub struct NatsServer {
-    bin: PathBuf,
     port: u16,
+    /// Declared before `dir`: killed before its directory is removed.
+    process: ChildProcess,
     dir: TempDir,
-    child: Option<Child>,
-    starts: usize,
 }
 
 impl NatsServer {
     /// Starts a server on a free port with a fresh store directory, waiting until it accepts
-    /// connections.
+    /// connections and greets them with INFO.
     pub fn start() -> Self {
         let bin = nats_server_binary();
         let dir = tempfile::Builder::new()
@@ -81,25 +59,11 @@ impl NatsServer {
             "# Room for the mesh's 4 MiB events.\nmax_payload: 8MB\n",
         )
         .expect("write nats.conf");
-        let mut s = NatsServer {
-            bin,
-            port: free_port(),
-            dir,
-            child: None,
-            starts: 0,
-        };
-        let mut last = String::new();
-        // A port found free can be taken before the server binds it: try a few.
-        for _ in 0..5 {
-            match s.spawn() {
-                Ok(()) => return s,
-                Err(e) => {
-                    last = e;
-                    s.port = free_port();
-                }
-            }
-        }
-        panic!("nats-server did not start: {last}");
+        let root = dir.path().to_path_buf();
+        let (port, process) =
+            ChildProcess::spawn_on_free_port(5, |port| nats_process(&bin, &root, port))
+                .unwrap_or_else(|e| panic!("nats-server did not start: {e}"));
+        NatsServer { port, process, dir }
     }
 
     /// The server's URL.
@@ -117,110 +81,24 @@ impl NatsServer {
         self.dir.path().join("jetstream")
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("nats.log")
-    }
-
     /// The server's log so far (for failure messages).
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    fn spawn(&mut self) -> Result<(), String> {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|e| format!("open the server log: {e}"))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&self.bin)
-            .args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .arg("-sd")
-            .arg(self.store_dir())
-            .arg("-c")
-            .arg(self.dir.path().join("nats.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
-        self.child = Some(child);
-        self.starts += 1;
-        self.wait_ready()
-    }
-
-    /// Waits until the server accepts a connection and greets it with INFO.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_WITHIN;
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(format!(
-                    "nats-server exited at start ({status}) on port {}; log:\n{}",
-                    self.port,
-                    self.log_tail()
-                ));
-            }
-            if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut line = String::new();
-                if BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("INFO") {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "nats-server on port {} did not accept connections within {} s; log:\n{}",
-                    self.port,
-                    READY_WITHIN.as_secs(),
-                    self.log_tail()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.log_tail(30)
     }
 
     /// SIGKILL: the server dies at once, as in a crash.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after 15 s).
     pub fn stop(&mut self) {
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
+        self.process.stop();
     }
 
     /// Starts the server again on the same port and store directory (after `kill` or `stop`).
     pub fn start_again(&mut self) {
-        if self.child.is_some() {
-            return;
-        }
-        if let Err(e) = self.spawn() {
-            panic!("restarting nats-server failed: {e}");
-        }
+        self.process.start_again();
     }
 
     /// A graceful restart: `stop`, then `start_again`.
@@ -230,7 +108,7 @@ impl NatsServer {
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_running()
     }
 
     pub fn dir(&self) -> &Path {
@@ -238,10 +116,30 @@ impl NatsServer {
     }
 }
 
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// nats-server with JetStream on `port`, its store and config in `dir`, ready once it greets a
+/// client with INFO.
+fn nats_process(bin: &Path, dir: &Path, port: u16) -> ChildProcess {
+    let (bin, dir) = (bin.to_path_buf(), dir.to_path_buf());
+    let ready = Readiness::probe(
+        format!("greet a client with INFO on port {port}"),
+        move || tcp_exchange(port, b"").is_some_and(|reply| reply.starts_with(b"INFO")),
+    )
+    .within(READY_WITHIN);
+    ChildProcess::new(
+        format!("nats-server on port {port}"),
+        dir.join("nats.log"),
+        move || {
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-js", "-a", "127.0.0.1", "-p"])
+                .arg(port.to_string())
+                .arg("-sd")
+                .arg(dir.join("jetstream"))
+                .arg("-c")
+                .arg(dir.join("nats.conf"));
+            cmd
+        },
+        ready,
+    )
 }
 
 /// Store options for a test against `url`: a unique stream prefix, a short crash lease.

@@ -7,48 +7,44 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use eventmesh_storage::testkit::process::{ChildProcess, Place, Readiness, find_binary, free_port};
 
 static NODES: AtomicUsize = AtomicUsize::new(0);
+
+/// How long a node may take to pass `rabbitmqctl await_startup`.
+const READY_WITHIN: Duration = Duration::from_secs(90);
 
 /// A private RabbitMQ node.
 pub struct Broker {
     pub node: String,
     pub port: u16,
-    dist_port: u16,
-    dir: PathBuf,
-    child: Mutex<Option<Child>>,
+    env: NodeEnv,
+    process: Mutex<ChildProcess>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+/// What the node's server and its ctl tool are run with: its name, ports and directory.
+#[derive(Clone)]
+struct NodeEnv {
+    node: String,
+    port: u16,
+    dist_port: u16,
+    dir: PathBuf,
 }
 
 fn tool(name: &str) -> PathBuf {
-    for dir in [
-        "/usr/sbin",
-        "/usr/bin",
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/lib/rabbitmq/bin",
-    ] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!(
-        "`{name}` is not installed, so the RabbitMQ store tests cannot start their broker. \
-         Install it with `scripts/install-deps` (apt-get install --no-install-recommends rabbitmq-server)."
-    );
+    find_binary(
+        name,
+        None,
+        &[Place::System, Place::Dir("/usr/lib/rabbitmq/bin")],
+        "The RabbitMQ store tests cannot start their broker. Install it with \
+         `scripts/install-deps` (apt-get install --no-install-recommends rabbitmq-server).",
+    )
 }
 
 fn chmod_open(p: &Path) {
@@ -78,110 +74,52 @@ impl Broker {
             std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
             chmod_open(&d);
         }
-        let broker = Broker {
-            node,
+        let env = NodeEnv {
+            node: node.clone(),
             port: free_port(),
             dist_port: free_port(),
-            dir,
-            child: Mutex::new(None),
+            dir: dir.clone(),
         };
         std::fs::write(
-            broker.dir.join("rabbitmq.conf"),
+            dir.join("rabbitmq.conf"),
             format!(
                 "listeners.tcp.local = 127.0.0.1:{}\nloopback_users.guest = true\n",
-                broker.port
+                env.port
             ),
         )
         .unwrap_or_else(|e| panic!("writing the broker config: {e}"));
-        std::fs::write(broker.dir.join("rabbitmq-env.conf"), "")
+        std::fs::write(dir.join("rabbitmq-env.conf"), "")
             .unwrap_or_else(|e| panic!("writing the broker env file: {e}"));
-        std::fs::write(broker.dir.join("enabled_plugins"), "[].\n")
+        std::fs::write(dir.join("enabled_plugins"), "[].\n")
             .unwrap_or_else(|e| panic!("writing the plugins file: {e}"));
+        let broker = Broker {
+            node,
+            port: env.port,
+            process: Mutex::new(env.server()),
+            env,
+        };
         broker.spawn();
         broker.watchdog();
         broker
     }
 
-    fn env(&self, cmd: &mut Command) {
-        let d = |s: &str| self.dir.join(s).display().to_string();
-        cmd.env("RABBITMQ_NODENAME", &self.node)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq.conf"))
-            .env("RABBITMQ_CONF_ENV_FILE", d("rabbitmq-env.conf"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
-            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d("log"))
-            .env(
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "-kernel inet_dist_use_interface {127,0,0,1}",
-            );
+    fn process(&self) -> MutexGuard<'_, ChildProcess> {
+        self.process.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the server process (again, after a kill: same data, ports and name).
+    /// Starts the server process (again, after a kill: same data, ports and name) and waits
+    /// until `rabbitmqctl await_startup` passes.
     pub fn spawn(&self) {
-        let log = std::fs::File::create(self.dir.join("server.out"))
-            .unwrap_or_else(|e| panic!("creating the server log: {e}"));
-        let err = log
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cloning the server log: {e}"));
-        let mut cmd = Command::new(tool("rabbitmq-server"));
-        self.env(&mut cmd);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting rabbitmq-server: {e}"));
-        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-        self.await_startup();
+        if let Err(e) = self.process().spawn() {
+            panic!(
+                "RabbitMQ node {} did not start (port {}): {e}",
+                self.node, self.port
+            );
+        }
     }
 
     fn ctl(&self, args: &[&str]) -> std::process::Output {
-        let mut cmd = Command::new(tool("rabbitmqctl"));
-        self.env(&mut cmd);
-        cmd.arg("-n")
-            .arg(&self.node)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running rabbitmqctl {args:?}: {e}"))
-    }
-
-    fn await_startup(&self) {
-        let started = Instant::now();
-        loop {
-            let out = self.ctl(&["--timeout", "30", "await_startup"]);
-            if out.status.success() {
-                return;
-            }
-            let exited = self
-                .child
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_mut()
-                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
-            if exited || started.elapsed() > Duration::from_secs(90) {
-                let log = std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default();
-                let tail: String = log
-                    .chars()
-                    .rev()
-                    .take(3000)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                panic!(
-                    "RabbitMQ node {} did not start (port {}): {}\n--- server output ---\n{tail}",
-                    self.node,
-                    self.port,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        self.env.ctl(args)
     }
 
     /// Stops the node when this test process is gone, however it ends.
@@ -191,7 +129,7 @@ impl Broker {
              RABBITMQ_CONF_ENV_FILE={dir}/rabbitmq-env.conf {ctl} -n {node} stop >/dev/null 2>&1; \
              sleep 1; rm -rf {dir}",
             pid = std::process::id(),
-            dir = self.dir.display(),
+            dir = self.env.dir.display(),
             ctl = tool("rabbitmqctl").display(),
             node = self.node
         );
@@ -232,7 +170,11 @@ impl Broker {
 
     /// SIGKILLs the broker's Erlang VM (a crash, not a shutdown).
     pub fn kill(&self) {
-        let pid_file = self.dir.join("mnesia").join(format!("{}.pid", self.node));
+        let pid_file = self
+            .env
+            .dir
+            .join("mnesia")
+            .join(format!("{}.pid", self.node));
         let pid = std::fs::read_to_string(&pid_file)
             .unwrap_or_else(|e| panic!("reading {}: {e}", pid_file.display()));
         let status = Command::new("kill")
@@ -240,17 +182,74 @@ impl Broker {
             .status()
             .unwrap_or_else(|e| panic!("kill: {e}"));
         assert!(status.success(), "kill -9 {} failed", pid.trim());
-        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = c.wait();
-        }
+        // The server's start script ends with the VM.
+        self.process().wait();
     }
 
     /// Stops the node cleanly.
     pub fn stop(&self) {
         let _ = self.ctl(&["stop"]);
-        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = c.wait();
-        }
+        self.process().wait();
+    }
+}
+
+impl NodeEnv {
+    /// Sets the node's environment on a `rabbitmq-server` or `rabbitmqctl` command.
+    fn apply(&self, cmd: &mut Command) {
+        let d = |s: &str| self.dir.join(s).display().to_string();
+        cmd.env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq.conf"))
+            .env("RABBITMQ_CONF_ENV_FILE", d("rabbitmq-env.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
+            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d("log"))
+            .env(
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-kernel inet_dist_use_interface {127,0,0,1}",
+            );
+    }
+
+    /// Runs `rabbitmqctl -n <node> <args>` and returns its output.
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(tool("rabbitmqctl"));
+        self.apply(&mut cmd);
+        cmd.arg("-n")
+            .arg(&self.node)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running rabbitmqctl {args:?}: {e}"))
+    }
+
+    /// The `rabbitmq-server` process (not started), ready once `rabbitmqctl await_startup`
+    /// passes.
+    fn server(&self) -> ChildProcess {
+        let bin = tool("rabbitmq-server");
+        let (env, ctl_env) = (self.clone(), self.clone());
+        let ready = Readiness::check("pass `rabbitmqctl await_startup`", move || {
+            let out = ctl_env.ctl(&["--timeout", "30", "await_startup"]);
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+            }
+        })
+        .within(READY_WITHIN)
+        .polling_every(Duration::from_millis(500));
+        ChildProcess::new(
+            format!("rabbitmq-server (node {})", self.node),
+            self.dir.join("server.out"),
+            move || {
+                let mut cmd = Command::new(&bin);
+                env.apply(&mut cmd);
+                cmd
+            },
+            ready,
+        )
     }
 }
 

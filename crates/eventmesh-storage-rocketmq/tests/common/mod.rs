@@ -8,15 +8,15 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use eventmesh_storage::testkit::StoreFactory;
+use eventmesh_storage::testkit::process::{ChildProcess, Place, Readiness, find_binary, free_port};
 use eventmesh_storage::{EventStore, StorageError, StorageResult};
 use eventmesh_storage_rocketmq::{RocketOptions, RocketStore};
 use tempfile::TempDir;
@@ -25,36 +25,20 @@ use tempfile::TempDir;
 const READY_WITHIN: Duration = Duration::from_secs(30);
 /// How long a new broker may take to register with the name server.
 const REGISTERED_WITHIN: Duration = Duration::from_secs(60);
+/// Log lines quoted by [`RocketBroker::log_tail`], per log.
+const TAIL_LINES: usize = 40;
 
 /// A broker binary: `~/.cargo/bin/<name>`, else the first on `PATH`. Panics naming
 /// `scripts/install-brokers` when there is none.
 pub fn binary(name: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    for d in dirs {
-        let p = d.join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "{name} is not installed (looked in ~/.cargo/bin and on PATH): the RocketMQ store tests \
-         run against a real name server and broker and do not skip. Install them with \
-         scripts/install-brokers (cargo install --locked --version 1.0.0 rocketmq-namesrv rocketmq-broker)."
-    );
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    l.local_addr().expect("local address").port()
+    find_binary(
+        name,
+        None,
+        &[Place::CargoBin, Place::Path],
+        "The RocketMQ store tests run against a real name server and broker and do not skip. \
+         Install them with scripts/install-brokers (cargo install --locked --version 1.0.0 \
+         rocketmq-namesrv rocketmq-broker).",
+    )
 }
 
 /// A free port `p` whose `p - 2` is free too (the broker's fast port).
@@ -68,44 +52,14 @@ fn free_broker_port() -> u16 {
     panic!("no free port pair for the broker");
 }
 
-fn wait_port(port: u16, child: &mut Child, what: &str, log: &PathBuf) -> Result<(), String> {
-    let deadline = Instant::now() + READY_WITHIN;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "{what} exited at start ({status}); log:\n{}",
-                tail(log)
-            ));
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{what} did not listen on {port} within {} s; log:\n{}",
-                READY_WITHIN.as_secs(),
-                tail(log)
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn tail(path: &PathBuf) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
 /// A private name server and broker, killed when dropped.
 pub struct RocketBroker {
-    dir: TempDir,
     ns_port: u16,
-    broker_port: u16,
-    ha_port: u16,
-    namesrv: Option<Child>,
-    broker: Option<Child>,
+    /// The processes are declared before `dir`, the broker first: dropped (killed) in this order,
+    /// before the directory is removed.
+    broker: ChildProcess,
+    namesrv: ChildProcess,
+    dir: TempDir,
 }
 
 impl RocketBroker {
@@ -115,17 +69,22 @@ impl RocketBroker {
             .prefix("eventmesh-rocketmq-test-")
             .tempdir()
             .expect("temporary directory");
-        let mut b = RocketBroker {
+        let home = dir.path().to_path_buf();
+        let (ns_port, broker_port, ha_port) = (free_port(), free_broker_port(), free_port());
+        let mut namesrv = namesrv_process(&home, ns_port);
+        let mut broker = broker_process(&home, ns_port, broker_port, ha_port);
+        if let Err(e) = namesrv.spawn() {
+            panic!("{e}");
+        }
+        if let Err(e) = broker.spawn() {
+            panic!("{e}");
+        }
+        RocketBroker {
+            ns_port,
+            broker,
+            namesrv,
             dir,
-            ns_port: free_port(),
-            broker_port: free_broker_port(),
-            ha_port: free_port(),
-            namesrv: None,
-            broker: None,
-        };
-        b.spawn_namesrv();
-        b.spawn_broker();
-        b
+        }
     }
 
     /// The store URL.
@@ -133,55 +92,58 @@ impl RocketBroker {
         format!("rocketmq://127.0.0.1:{}", self.ns_port)
     }
 
-    fn home(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
+    /// The end of both logs, for failure messages.
+    pub fn log_tail(&self) -> String {
+        format!(
+            "--- broker log ---\n{}\n--- namesrv log ---\n{}",
+            self.broker.log_tail(TAIL_LINES),
+            self.namesrv.log_tail(TAIL_LINES)
+        )
     }
 
-    fn ns_log(&self) -> PathBuf {
-        self.home().join("namesrv.log")
+    /// SIGKILL of the broker (the name server stays).
+    pub fn kill_broker(&mut self) {
+        self.broker.kill();
     }
 
-    fn broker_log(&self) -> PathBuf {
-        self.home().join("broker.log")
+    /// Starts the broker again on the same ports and store.
+    pub fn restart_broker(&mut self) {
+        self.broker.start_again();
     }
+}
 
-    fn spawn_namesrv(&mut self) {
-        let bin = binary("rocketmq-namesrv-rust");
-        let log = File::create(self.ns_log()).expect("namesrv log");
-        let log2 = log.try_clone().expect("log");
-        let mut child = Command::new(&bin)
-            .env("ROCKETMQ_HOME", self.home())
-            .arg("--listenPort")
-            .arg(self.ns_port.to_string())
-            .args(["--bindAddress", "127.0.0.1", "--rocketmqHome"])
-            .arg(self.home())
-            .arg("--kvConfigPath")
-            .arg(self.home().join("kvConfig.json"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-        if let Err(e) = wait_port(
-            self.ns_port,
-            &mut child,
-            "rocketmq-namesrv-rust",
-            &self.ns_log(),
-        ) {
-            let _ = child.kill();
-            panic!("{e}");
-        }
-        self.namesrv = Some(child);
-    }
+/// The name server on `ns_port`, with `home` as its RocketMQ home.
+fn namesrv_process(home: &Path, ns_port: u16) -> ChildProcess {
+    let bin = binary("rocketmq-namesrv-rust");
+    let home = home.to_path_buf();
+    ChildProcess::new(
+        "rocketmq-namesrv-rust",
+        home.join("namesrv.log"),
+        move || {
+            let mut cmd = Command::new(&bin);
+            cmd.env("ROCKETMQ_HOME", &home)
+                .arg("--listenPort")
+                .arg(ns_port.to_string())
+                .args(["--bindAddress", "127.0.0.1", "--rocketmqHome"])
+                .arg(&home)
+                .arg("--kvConfigPath")
+                .arg(home.join("kvConfig.json"));
+            cmd
+        },
+        Readiness::tcp(ns_port).within(READY_WITHIN),
+    )
+}
 
-    fn spawn_broker(&mut self) {
-        let bin = binary("rocketmq-broker-rust");
-        let store = self.home().join("store");
-        let conf_dir = self.home().join("conf");
-        std::fs::create_dir_all(&conf_dir).expect("conf dir");
-        let conf = format!(
-            r#"[broker]
-namesrvAddr = "127.0.0.1:{ns}"
+/// The broker on `port` (and `port - 2`, `ha_port`), registering with the name server on
+/// `ns_port`, its store and config under `home` (the config is written here).
+fn broker_process(home: &Path, ns_port: u16, port: u16, ha_port: u16) -> ChildProcess {
+    let bin = binary("rocketmq-broker-rust");
+    let store = home.join("store");
+    let conf_dir = home.join("conf");
+    std::fs::create_dir_all(&conf_dir).expect("conf dir");
+    let conf = format!(
+        r#"[broker]
+namesrvAddr = "127.0.0.1:{ns_port}"
 brokerIp1 = "127.0.0.1"
 listenPort = {port}
 storePathRootDir = "{store}"
@@ -196,81 +158,31 @@ storeType = "LocalFile"
 brokerRole = "ASYNC_MASTER"
 storePathRootDir = "{store}"
 haListenAddress = "127.0.0.1"
-haListenPort = {ha}
+haListenPort = {ha_port}
 mappedFileSizeCommitLog = 16777216
 maxHashSlotNum = 1000
 maxIndexNum = 4000
 "#,
-            ns = self.ns_port,
-            port = self.broker_port,
-            store = store.display(),
-            ha = self.ha_port,
-        );
-        let conf_path = conf_dir.join("broker.toml");
-        std::fs::write(&conf_path, conf).expect("broker.toml");
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.broker_log())
-            .expect("broker log");
-        let log2 = log.try_clone().expect("log");
-        let mut child = Command::new(&bin)
-            .env("ROCKETMQ_HOME", self.home())
-            .env("ROCKETMQ_SECURITY_PROFILE", "development-insecure-loopback")
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-n")
-            .arg(format!("127.0.0.1:{}", self.ns_port))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-        if let Err(e) = wait_port(
-            self.broker_port,
-            &mut child,
-            "rocketmq-broker-rust",
-            &self.broker_log(),
-        ) {
-            let _ = child.kill();
-            panic!("{e}");
-        }
-        self.broker = Some(child);
-    }
-
-    /// The end of both logs, for failure messages.
-    pub fn log_tail(&self) -> String {
-        format!(
-            "--- broker log ---\n{}\n--- namesrv log ---\n{}",
-            tail(&self.broker_log()),
-            tail(&self.ns_log())
-        )
-    }
-
-    /// SIGKILL of the broker (the name server stays).
-    pub fn kill_broker(&mut self) {
-        if let Some(mut c) = self.broker.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts the broker again on the same ports and store.
-    pub fn restart_broker(&mut self) {
-        if self.broker.is_none() {
-            self.spawn_broker();
-        }
-    }
-}
-
-impl Drop for RocketBroker {
-    fn drop(&mut self) {
-        self.kill_broker();
-        if let Some(mut c) = self.namesrv.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+        store = store.display(),
+    );
+    let conf_path = conf_dir.join("broker.toml");
+    std::fs::write(&conf_path, conf).expect("broker.toml");
+    let home = home.to_path_buf();
+    ChildProcess::new(
+        "rocketmq-broker-rust",
+        home.join("broker.log"),
+        move || {
+            let mut cmd = Command::new(&bin);
+            cmd.env("ROCKETMQ_HOME", &home)
+                .env("ROCKETMQ_SECURITY_PROFILE", "development-insecure-loopback")
+                .arg("-c")
+                .arg(&conf_path)
+                .arg("-n")
+                .arg(format!("127.0.0.1:{ns_port}"));
+            cmd
+        },
+        Readiness::tcp(port).within(READY_WITHIN),
+    )
 }
 
 /// Store options for a test: a unique prefix, short timeouts.
