@@ -6,76 +6,58 @@
 #![cfg(feature = "redis")]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use eventmesh_config::{Config, StorageKind};
 use eventmesh_runtime::{Runtime, ServerError};
 use eventmesh_storage::StorageError;
+use eventmesh_storage::testkit::process::{
+    ChildProcess, Place, Readiness, find_binary, free_port, tcp_exchange,
+};
 
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn start_redis(dir: &Path) -> Redis {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-        .arg(dir)
-        .args([
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run redis-server ({e}); install it with scripts/install-deps")
-        });
-    let mut redis = Redis { child, port };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(status)) = redis.child.try_wait() {
-            panic!("redis-server on port {port} exited with {status}");
-        }
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-            let mut buf = [0u8; 16];
-            if s.write_all(b"PING\r\n").is_ok()
-                && s.read(&mut buf)
-                    .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-            {
-                return redis;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server on port {port} did not answer PING"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// A redis-server on a free port with its AOF (and its log) in `dir`, ready once it answers PING
+/// with PONG; killed when the returned process is dropped. Panics with the end of its log if it
+/// does not start.
+fn start_redis(dir: &Path) -> (u16, ChildProcess) {
+    let bin = find_binary(
+        "redis-server",
+        None,
+        &[Place::Path, Place::System],
+        "This test runs its own redis-server; install it with scripts/install-deps \
+         (apt-get install redis-server).",
+    );
+    // A port freed by the probe can be taken before redis-server binds it: then another is tried.
+    ChildProcess::spawn_on_free_port(5, |port| {
+        let (bin, dir) = (bin.clone(), dir.to_path_buf());
+        let ready = Readiness::probe(format!("answer PING with PONG on port {port}"), move || {
+            tcp_exchange(port, b"PING\r\n").is_some_and(|reply| reply.starts_with(b"+PONG"))
+        })
+        .within(Duration::from_secs(20))
+        .polling_every(Duration::from_millis(5));
+        ChildProcess::new(
+            format!("redis-server on port {port}"),
+            dir.join("redis-server.log"),
+            move || {
+                let mut cmd = Command::new(&bin);
+                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+                    .arg(&dir)
+                    .args([
+                        "--appendonly",
+                        "yes",
+                        "--appendfsync",
+                        "always",
+                        "--save",
+                        "",
+                    ]);
+                cmd
+            },
+            ready,
+        )
+    })
+    .unwrap_or_else(|e| panic!("redis-server did not start: {e}"))
 }
 
 fn config(data_dir: &Path, url: String) -> Config {
@@ -115,14 +97,15 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_serve_on_the_redis_store_and_shut_down_cleanly() {
     let redis_dir = tempfile::tempdir().expect("dir");
-    let redis = start_redis(redis_dir.path());
+    let root = redis_dir.path().to_path_buf();
+    // Declared after `redis_dir`: killed before its directory is removed.
+    let (port, _redis) = tokio::task::spawn_blocking(move || start_redis(&root))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let data = tempfile::tempdir().expect("dir");
-    let handle = Runtime::start(config(
-        data.path(),
-        format!("redis://127.0.0.1:{}", redis.port),
-    ))
-    .await
-    .expect("the runtime starts on the redis store");
+    let handle = Runtime::start(config(data.path(), format!("redis://127.0.0.1:{port}")))
+        .await
+        .expect("the runtime starts on the redis store");
     assert!(handle.wait_ready().await);
     let addr = handle.admin_addr();
     let (status, body) = tokio::task::spawn_blocking(move || get(addr, "/health"))

@@ -6,87 +6,54 @@
 #![cfg(feature = "kafka")]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use eventmesh_storage::testkit::process::{ChildProcess, Place, Readiness, find_binary, free_port};
 
 mod common;
 
 use common::{eventmesh, lines, wait_exit, wait_for};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn tansu_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("TANSU") {
-        return PathBuf::from(p);
-    }
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    dirs.into_iter()
-        .map(|d| d.join("tansu"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "tansu is not installed (~/.cargo/bin, PATH): this test runs against a real \
-                 Kafka-compatible broker and does not skip; install it with scripts/install-brokers"
-            )
-        })
-}
-
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_tansu(dir: &std::path::Path) -> (Broker, u16) {
-    let port = free_port();
-    let listener = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu_binary())
-        .arg("broker")
-        .args(["--listener-url", &listener])
-        .args(["--advertised-listener-url", &listener])
-        .args(["--storage-engine", "memory://tansu/"])
-        .env("CLUSTER_ID", "eventmesh-test")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run tansu");
-    let mut broker = Broker(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = broker.0.try_wait() {
-            panic!("tansu exited at start: {status}");
-        }
-        assert!(Instant::now() < deadline, "tansu did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (broker, port)
+/// A tansu broker (in-memory engine) on a free port, working and logging in `dir`, ready once it
+/// accepts connections; killed when the returned process is dropped. Panics with the end of its
+/// log if it does not start.
+fn start_tansu(dir: &Path) -> (u16, ChildProcess) {
+    let bin = find_binary(
+        "tansu",
+        Some("TANSU"),
+        &[Place::CargoBin, Place::Path],
+        "This test runs against a real Kafka-compatible broker and does not skip; install it \
+         with scripts/install-brokers, or point TANSU at the binary.",
+    );
+    ChildProcess::spawn_on_free_port(5, |port| {
+        let (bin, dir) = (bin.clone(), dir.to_path_buf());
+        ChildProcess::new(
+            format!("tansu on port {port}"),
+            dir.join("tansu.log"),
+            move || {
+                let listener = format!("tcp://127.0.0.1:{port}");
+                let mut cmd = Command::new(&bin);
+                cmd.arg("broker")
+                    .args(["--listener-url", &listener])
+                    .args(["--advertised-listener-url", &listener])
+                    .args(["--storage-engine", "memory://tansu/"])
+                    .env("CLUSTER_ID", "eventmesh-test")
+                    .env("RUST_LOG", "warn")
+                    .current_dir(&dir);
+                cmd
+            },
+            Readiness::tcp(port),
+        )
+    })
+    .unwrap_or_else(|e| panic!("tansu did not start: {e}"))
 }
 
 #[test]
 fn should_carry_events_through_kafka() {
     let dir = tempfile::tempdir().expect("dir");
-    let (_broker, port) = start_tansu(dir.path());
+    // Declared after `dir`: killed before its directory is removed.
+    let (port, _broker) = start_tansu(dir.path());
     let tcp = format!("127.0.0.1:{}", free_port());
     let data = dir.path().join("node");
     let mut serve = eventmesh(&[
