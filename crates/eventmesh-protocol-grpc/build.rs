@@ -15,6 +15,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let descriptors = protox::compile(PROTOS, ["proto"])?;
     tonic_prost_build::configure()
+        // A CloudEvent carries a dozen or more small attributes; a BTreeMap decodes them with
+        // no hashing and no rehashing as the map grows (the top cost of a batch publish was
+        // HashMap inserts and rehashes: docs/benchmarks.md, "gRPC server").
+        .btree_map(".org.apache.eventmesh.cloudevents.v1.CloudEvent.attributes")
         .build_server(std::env::var_os("CARGO_FEATURE_SERVER").is_some())
         .build_client(std::env::var_os("CARGO_FEATURE_CLIENT").is_some())
         .compile_fds(descriptors)?;

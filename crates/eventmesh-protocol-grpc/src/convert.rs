@@ -19,7 +19,8 @@
 //! # Legacy `SimpleMessage`
 //! See [`simple_to_event`] and [`event_to_simple`].
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -93,14 +94,50 @@ pub fn value_string(v: &PbValue) -> Option<String> {
     })
 }
 
+/// The text of an attribute value, borrowed when it is a string kind.
+fn value_str(v: &PbValue) -> Option<Cow<'_, str>> {
+    match v.attr.as_ref()? {
+        Attr::CeString(s) | Attr::CeUri(s) | Attr::CeUriRef(s) => Some(Cow::Borrowed(s)),
+        _ => value_string(v).map(Cow::Owned),
+    }
+}
+
+/// The text of an attribute value, taking its string instead of copying it.
+fn value_into_string(v: PbValue) -> Option<String> {
+    match v.attr? {
+        Attr::CeString(s) | Attr::CeUri(s) | Attr::CeUriRef(s) => Some(s),
+        other => value_string(&PbValue { attr: Some(other) }),
+    }
+}
+
+/// `s` trimmed, or `None` when nothing is left (no copy when there is nothing to trim).
+fn trimmed(s: String) -> Option<String> {
+    let t = s.trim();
+    if t.is_empty() {
+        None
+    } else if t.len() == s.len() {
+        Some(s)
+    } else {
+        Some(t.to_owned())
+    }
+}
+
+/// The trimmed, non-empty text of attribute `key`, borrowed where it can be.
+pub fn attribute_str<'a>(event: &'a PbEvent, key: &str) -> Option<Cow<'a, str>> {
+    let text = value_str(event.attributes.get(key)?)?;
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    Some(match text {
+        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+        Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
+    })
+}
+
 /// The trimmed, non-empty text of attribute `key`.
 pub fn attribute(event: &PbEvent, key: &str) -> Option<String> {
-    event
-        .attributes
-        .get(key)
-        .and_then(value_string)
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+    attribute_str(event, key).map(Cow::into_owned)
 }
 
 /// A `ce_string` attribute value.
@@ -249,7 +286,7 @@ pub fn check_publish(event: &PbEvent) -> Result<(), ConvertError> {
         keys::SUBJECT,
         keys::TTL,
     ] {
-        if attribute(event, key).is_none() {
+        if attribute_str(event, key).is_none() {
             return Err(body(format!("attribute `{key}` is missing or empty")));
         }
     }
@@ -262,7 +299,7 @@ pub fn check_data_kind(event: &PbEvent) -> Result<(), ConvertError> {
     let Some(data) = &event.data else {
         return Err(body("the event has no data"));
     };
-    let Some(ct) = attribute(event, keys::DATA_CONTENT_TYPE) else {
+    let Some(ct) = attribute_str(event, keys::DATA_CONTENT_TYPE) else {
         return Ok(());
     };
     let (want, ok) = if is_text_content_type(&ct) {
@@ -298,60 +335,58 @@ fn extension_key(key: &str) -> Option<String> {
 /// The event a v1 message carries. Does not check the identity or publish attributes (see
 /// [`identity`] and [`check_publish`]).
 pub fn to_event(pb: &PbEvent) -> Result<CloudEvent, ConvertError> {
+    into_event(pb.clone())
+}
+
+/// As [`to_event`], taking the message: its strings and data move into the event instead of
+/// being copied (the publish path, where every event of a batch goes through here).
+pub fn into_event(pb: PbEvent) -> Result<CloudEvent, ConvertError> {
     let spec_version = match pb.spec_version.trim() {
         "" => SpecVersion::V10,
         v => SpecVersion::parse(v)
             .ok_or_else(|| body(format!("spec_version `{v}` is not 1.0 or 0.3")))?,
     };
     let mut event = CloudEvent {
-        id: pb.id.clone(),
-        source: pb.source.clone(),
+        id: pb.id,
+        source: pb.source,
         spec_version,
-        ty: pb.r#type.clone(),
+        ty: pb.r#type,
         ..CloudEvent::default()
     };
-    event.subject = attribute(pb, keys::SUBJECT);
-    event.data_content_type = attribute(pb, keys::DATA_CONTENT_TYPE);
-    event.data_schema = attribute(pb, keys::DATA_SCHEMA);
-    if let Some(v) = pb.attributes.get(keys::TIME) {
-        event.time = match &v.attr {
-            Some(Attr::CeTimestamp(t)) => Some(
-                timestamp_to_chrono(t).ok_or_else(|| body("attribute `time` is out of range"))?,
-            ),
-            _ => match value_string(v) {
-                Some(s) if !s.trim().is_empty() => Some(
-                    DateTime::parse_from_rfc3339(s.trim())
-                        .map_err(|e| body(format!("attribute `time` `{s}` is not RFC 3339: {e}")))?
-                        .with_timezone(&Utc),
-                ),
-                _ => None,
-            },
-        };
-    }
-    for (key, value) in &pb.attributes {
-        let Some(k) = extension_key(key) else {
-            continue;
-        };
-        if NOT_EXTENSIONS.contains(&k.as_str()) {
-            continue;
+    for (key, value) in pb.attributes {
+        match key.as_str() {
+            keys::SUBJECT => event.subject = value_into_string(value).and_then(trimmed),
+            keys::DATA_CONTENT_TYPE => {
+                event.data_content_type = value_into_string(value).and_then(trimmed);
+            }
+            keys::DATA_SCHEMA => event.data_schema = value_into_string(value).and_then(trimmed),
+            keys::TIME => event.time = time_of(value)?,
+            _ => {
+                let Some(k) = extension_key_of(key) else {
+                    continue;
+                };
+                if NOT_EXTENSIONS.contains(&k.as_str()) {
+                    continue;
+                }
+                let v = match value.attr {
+                    None => continue,
+                    Some(Attr::CeBoolean(b)) => ExtensionValue::Boolean(b),
+                    Some(Attr::CeInteger(i)) => ExtensionValue::Integer(i64::from(i)),
+                    Some(other) => match value_into_string(PbValue { attr: Some(other) }) {
+                        Some(s) => ExtensionValue::String(s),
+                        None => continue,
+                    },
+                };
+                event.extensions.insert(k, v);
+            }
         }
-        let v = match &value.attr {
-            None => continue,
-            Some(Attr::CeBoolean(b)) => ExtensionValue::Boolean(*b),
-            Some(Attr::CeInteger(i)) => ExtensionValue::Integer(i64::from(*i)),
-            Some(_) => match value_string(value) {
-                Some(s) => ExtensionValue::String(s),
-                None => continue,
-            },
-        };
-        event.extensions.insert(k, v);
     }
-    match &pb.data {
+    match pb.data {
         None => {}
-        Some(Data::TextData(t)) => event.data = Some(Bytes::from(t.clone().into_bytes())),
-        Some(Data::BinaryData(b)) => event.data = Some(Bytes::from(b.clone())),
+        Some(Data::TextData(t)) => event.data = Some(Bytes::from(t.into_bytes())),
+        Some(Data::BinaryData(b)) => event.data = Some(Bytes::from(b)),
         Some(Data::ProtoData(any)) => {
-            event.data = Some(Bytes::from(any.value.clone()));
+            event.data = Some(Bytes::from(any.value));
             if event.data_content_type.is_none() {
                 event.data_content_type = Some("application/protobuf".to_owned());
             }
@@ -360,10 +395,40 @@ pub fn to_event(pb: &PbEvent) -> Result<CloudEvent, ConvertError> {
     Ok(event)
 }
 
+/// The `time` attribute: a timestamp, or RFC 3339 text; empty text is no time.
+fn time_of(v: PbValue) -> Result<Option<DateTime<Utc>>, ConvertError> {
+    match v.attr {
+        Some(Attr::CeTimestamp(t)) => Ok(Some(
+            timestamp_to_chrono(&t).ok_or_else(|| body("attribute `time` is out of range"))?,
+        )),
+        other => match value_into_string(PbValue { attr: other }) {
+            Some(s) if !s.trim().is_empty() => Ok(Some(
+                DateTime::parse_from_rfc3339(s.trim())
+                    .map_err(|e| body(format!("attribute `time` `{s}` is not RFC 3339: {e}")))?
+                    .with_timezone(&Utc),
+            )),
+            _ => Ok(None),
+        },
+    }
+}
+
+/// The extension name for an attribute key, reusing the key when it already is one.
+fn extension_key_of(key: String) -> Option<String> {
+    let canonical = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if canonical {
+        Some(key)
+    } else {
+        extension_key(&key)
+    }
+}
+
 /// The v1 message of an event (pushes, replies, the SDK's publishes).
 pub fn from_event(event: &CloudEvent) -> PbEvent {
-    let mut attributes: HashMap<String, PbValue> =
-        HashMap::with_capacity(event.extensions.len() + 4);
+    let mut attributes: BTreeMap<String, PbValue> = BTreeMap::new();
     for (k, v) in &event.extensions {
         let value = match v {
             ExtensionValue::String(s) => string_value(s.clone()),
@@ -582,7 +647,7 @@ pub fn response(status: StatusCode, message: &str) -> PbEvent {
     } else {
         message.to_owned()
     };
-    let mut attributes = HashMap::with_capacity(3);
+    let mut attributes = BTreeMap::new();
     attributes.insert(keys::STATUS_CODE.to_owned(), string_value(status.code()));
     attributes.insert(
         keys::RESPONSE_MESSAGE.to_owned(),
@@ -813,7 +878,7 @@ pub fn event_to_simple(
 mod tests {
     use super::*;
 
-    fn identity_attrs() -> HashMap<String, PbValue> {
+    fn identity_attrs() -> BTreeMap<String, PbValue> {
         [
             ("env", "dev"),
             ("idc", "idc1"),

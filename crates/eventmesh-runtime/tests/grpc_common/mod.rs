@@ -2,7 +2,7 @@
 //! raw v1 / legacy messages for the cases the SDK never sends.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use eventmesh_config::{Config, StorageKind};
@@ -100,7 +100,7 @@ pub async fn next_message(inbound: &mut Streaming<v1::CloudEvent>) -> v1::CloudE
 }
 
 /// The identity attributes the Apache EventMesh SDKs send.
-pub fn identity(pid: u32) -> HashMap<String, v1::CloudEventAttributeValue> {
+pub fn identity(pid: u32) -> BTreeMap<String, v1::CloudEventAttributeValue> {
     [
         ("env", "test".to_owned()),
         ("idc", "FT".to_owned()),

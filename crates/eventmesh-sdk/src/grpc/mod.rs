@@ -43,7 +43,7 @@
 mod publisher;
 mod subscriber;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use eventmesh_protocol_grpc::convert;
@@ -127,7 +127,7 @@ impl GrpcConfig {
     }
 
     /// The identity attributes every message carries.
-    pub(crate) fn identity(&self) -> HashMap<String, v1::CloudEventAttributeValue> {
+    pub(crate) fn identity(&self) -> BTreeMap<String, v1::CloudEventAttributeValue> {
         use convert::string_value as s;
         [
             (keys::ENV, s(self.env.clone())),

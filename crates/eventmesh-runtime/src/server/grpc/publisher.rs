@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventmesh_core::{CloudEvent, Topic};
-use eventmesh_protocol_grpc::convert;
+use eventmesh_protocol_grpc::convert::{self, ClientIdentity};
 use eventmesh_protocol_grpc::keys;
 use eventmesh_protocol_grpc::status::StatusCode;
 use eventmesh_protocol_grpc::v1;
@@ -71,17 +71,27 @@ pub(super) fn ttl_of(event: &CloudEvent) -> Option<Duration> {
 fn prepare(
     ctx: &GrpcContext,
     peer: Option<SocketAddr>,
-    pb: &v1::CloudEvent,
+    pb: v1::CloudEvent,
 ) -> Result<Prepared, Failure> {
-    let identity = convert::identity(pb)?;
-    convert::check_publish(pb)?;
-    let event = convert::to_event(pb)?;
-    let topic = topic_of(&event)?;
-    let group = convert::attribute(pb, keys::PRODUCER_GROUP).unwrap_or_default();
+    let (identity, group) = check(&pb)?;
     let session = ctx
         .clients
         .publisher(&identity.key(), &group, peer)
         .map_err(|e| Failure::of(&e))?;
+    into_prepared(session, pb)
+}
+
+/// The identity and producer group of a publish, after checking its attributes.
+fn check(pb: &v1::CloudEvent) -> Result<(ClientIdentity, String), Failure> {
+    let identity = convert::identity(pb)?;
+    convert::check_publish(pb)?;
+    let group = convert::attribute(pb, keys::PRODUCER_GROUP).unwrap_or_default();
+    Ok((identity, group))
+}
+
+fn into_prepared(session: Arc<SessionHandle>, pb: v1::CloudEvent) -> Result<Prepared, Failure> {
+    let event = convert::into_event(pb)?;
+    let topic = topic_of(&event)?;
     Ok(Prepared {
         session,
         topic,
@@ -92,7 +102,7 @@ fn prepare(
 async fn publish_one(
     ctx: &GrpcContext,
     peer: Option<SocketAddr>,
-    pb: &v1::CloudEvent,
+    pb: v1::CloudEvent,
 ) -> Result<String, Failure> {
     let p = prepare(ctx, peer, pb)?;
     ctx.core
@@ -105,7 +115,7 @@ async fn publish_one(
 async fn publish_batch(
     ctx: &GrpcContext,
     peer: Option<SocketAddr>,
-    batch: &v1::CloudEventBatch,
+    batch: v1::CloudEventBatch,
 ) -> Result<String, Failure> {
     let n = batch.events.len();
     if n == 0 {
@@ -123,12 +133,24 @@ async fn publish_batch(
             ),
         ));
     }
-    let mut session = None;
+    // The batch is published with the session of its first event's client; events from the
+    // same client and group (the usual batch) need no session lookup of their own.
+    let mut session: Option<(Arc<SessionHandle>, ClientIdentity, String)> = None;
     let mut topic: Option<Topic> = None;
     let mut events = Vec::with_capacity(n);
-    for (i, pb) in batch.events.iter().enumerate() {
-        let p = prepare(ctx, peer, pb)
-            .map_err(|f| Failure::new(f.status, format!("event {i}: {}", f.message)))?;
+    for (i, pb) in batch.events.into_iter().enumerate() {
+        let at = |f: Failure| Failure::new(f.status, format!("event {i}: {}", f.message));
+        let (identity, group) = check(&pb).map_err(at)?;
+        let handle = match &session {
+            Some((h, first, first_group)) if *first == identity && *first_group == group => {
+                h.clone()
+            }
+            _ => ctx
+                .clients
+                .publisher(&identity.key(), &group, peer)
+                .map_err(|e| at(Failure::of(&e)))?,
+        };
+        let p = into_prepared(handle, pb).map_err(at)?;
         match &topic {
             None => topic = Some(p.topic),
             Some(t) if *t != p.topic => {
@@ -142,9 +164,12 @@ async fn publish_batch(
             }
             Some(_) => {}
         }
-        session.get_or_insert(p.session);
+        if session.is_none() {
+            session = Some((p.session, identity, group));
+        }
         events.push(p.event);
     }
+    let session = session.map(|(h, _, _)| h);
     let (Some(session), Some(topic)) = (session, topic) else {
         return Err(Failure::new(
             StatusCode::BatchPublishErr,
@@ -162,7 +187,7 @@ async fn publish_batch(
 async fn request(
     ctx: &GrpcContext,
     peer: Option<SocketAddr>,
-    pb: &v1::CloudEvent,
+    pb: v1::CloudEvent,
 ) -> Result<v1::CloudEvent, Failure> {
     let p = prepare(ctx, peer, pb)?;
     let ttl = ttl_of(&p.event);
@@ -182,7 +207,7 @@ impl PublisherService for Publisher {
         request: Request<v1::CloudEvent>,
     ) -> Result<Response<v1::CloudEvent>, Status> {
         let peer = request.remote_addr();
-        let out = publish_one(&self.ctx, peer, request.get_ref()).await;
+        let out = publish_one(&self.ctx, peer, request.into_inner()).await;
         Ok(Response::new(v1_answer("publish", out)))
     }
 
@@ -191,7 +216,7 @@ impl PublisherService for Publisher {
         request: Request<v1::CloudEvent>,
     ) -> Result<Response<v1::CloudEvent>, Status> {
         let peer = request.remote_addr();
-        match self::request(&self.ctx, peer, request.get_ref()).await {
+        match self::request(&self.ctx, peer, request.into_inner()).await {
             Ok(reply) => {
                 metrics::call("requestReply", StatusCode::Success.code());
                 Ok(Response::new(reply))
@@ -205,7 +230,7 @@ impl PublisherService for Publisher {
         request: Request<v1::CloudEvent>,
     ) -> Result<Response<()>, Status> {
         let peer = request.remote_addr();
-        let out = publish_one(&self.ctx, peer, request.get_ref()).await;
+        let out = publish_one(&self.ctx, peer, request.into_inner()).await;
         one_way("publishOneWay", out);
         Ok(Response::new(()))
     }
@@ -215,7 +240,7 @@ impl PublisherService for Publisher {
         request: Request<v1::CloudEventBatch>,
     ) -> Result<Response<v1::CloudEvent>, Status> {
         let peer = request.remote_addr();
-        let out = publish_batch(&self.ctx, peer, request.get_ref()).await;
+        let out = publish_batch(&self.ctx, peer, request.into_inner()).await;
         Ok(Response::new(v1_answer("batchPublish", out)))
     }
 
@@ -224,7 +249,7 @@ impl PublisherService for Publisher {
         request: Request<v1::CloudEventBatch>,
     ) -> Result<Response<()>, Status> {
         let peer = request.remote_addr();
-        let out = publish_batch(&self.ctx, peer, request.get_ref()).await;
+        let out = publish_batch(&self.ctx, peer, request.into_inner()).await;
         one_way("batchPublishOneWay", out);
         Ok(Response::new(()))
     }
