@@ -30,7 +30,6 @@ impl BrokerProcess for Rocket {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "the rocketmq-rust 1.0.0 broker sometimes never registers with the name server within 60 s (CI, 2026-11-29, the disk had filled up); run with `-- --ignored`"]
 async fn acknowledged_publishes_survive_a_broker_kill() {
     let mut broker = Rocket(common::RocketBroker::start());
     let mut opts = common::test_options(&broker.0.url());

@@ -13,7 +13,6 @@ use eventmesh_storage::testkit;
 macro_rules! scenario {
     ($name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        #[ignore = "the rocketmq-rust 1.0.0 broker sometimes never registers with the name server within 60 s (CI, 2026-11-29, the disk had filled up); run with `-- --ignored`"]
         async fn $name() {
             let factory = common::RocketFactory::start();
             if let Err(failure) = testkit::$name(&factory).await {

@@ -41,7 +41,6 @@ async fn open_fails_with_unavailable_naming_rocketmq_when_no_name_server_answers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "the rocketmq-rust 1.0.0 broker sometimes never registers with the name server within 60 s (CI, 2026-11-29, the disk had filled up); run with `-- --ignored`"]
 async fn topics_with_any_name_round_trip_and_cursors_move_between_stores() {
     let broker = common::RocketBroker::start();
     let opts = common::test_options(&broker.url());
