@@ -35,6 +35,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--addr", default="127.0.0.1:10205")
     a = ap.parse_args()
+    # Every wait below (stream reads, calls) is bounded by this watchdog: a hung server fails the
+    # run instead of hanging it.
+    watchdog = threading.Timer(60, lambda: (print("FAIL: no answer within 60 s", flush=True), os._exit(3)))
+    watchdog.daemon = True
+    watchdog.start()
     with tempfile.TemporaryDirectory() as out:
         generate(out)
         return run(a.addr)
