@@ -66,10 +66,11 @@ pub use pacing::Pacer;
 pub use report::Report;
 pub use run::{run, run_direct};
 
-/// What the direct side of a `--direct` run does (broker, storage, acks), for the report.
+/// What the direct side of the latest [`run_direct`] in this process did (broker, durability,
+/// acks), for the report; empty before any.
 #[must_use]
-pub fn direct_settings() -> &'static str {
-    direct::Direct::settings()
+pub fn direct_settings() -> String {
+    run::last_direct_settings()
 }
 
 /// What the benchmark does.

@@ -46,10 +46,19 @@ pub async fn run_direct(mut config: BenchConfig, url: &str) -> Result<Report, Be
         )));
     }
     let direct = Direct::connect(url).await?;
-    config.addr = direct.url().to_owned();
+    config.addr = direct.url();
+    *LAST_DIRECT_SETTINGS.lock() = direct.settings();
+    let protocol = direct.protocol();
     let mut report = run_on(config, Some(direct)).await?;
-    report.protocol = "nats-jetstream";
+    report.protocol = protocol;
     Ok(report)
+}
+
+/// What the latest direct run's broker did ([`crate::direct_settings`]).
+static LAST_DIRECT_SETTINGS: Mutex<String> = Mutex::new(String::new());
+
+pub(crate) fn last_direct_settings() -> String {
+    LAST_DIRECT_SETTINGS.lock().clone()
 }
 
 async fn run_on(config: BenchConfig, direct: Option<Direct>) -> Result<Report, BenchError> {
@@ -57,10 +66,23 @@ async fn run_on(config: BenchConfig, direct: Option<Direct>) -> Result<Report, B
         .topic
         .clone()
         .unwrap_or_else(|| format!("bench-{:016x}", rand::random::<u64>()));
-    let direct = match &direct {
-        Some(d) => Some(d.prepare(&topic).await?),
-        None => None,
+    let Some(direct) = direct else {
+        return run_topic(config, topic, None).await;
     };
+    let target = direct
+        .prepare(&topic, config.scenario == Scenario::Pub)
+        .await?;
+    let result = run_topic(config, topic, Some(target.clone())).await;
+    // Removed whether the run succeeded or not.
+    target.remove().await;
+    result
+}
+
+async fn run_topic(
+    config: BenchConfig,
+    topic: String,
+    direct: Option<DirectTopic>,
+) -> Result<Report, BenchError> {
     let counters = Arc::new(Counters::default());
     let clock = Arc::new(Pacer::new(None, Limit::Count(0)));
     // Nanoseconds after the clock's start of the last delivery.
@@ -140,9 +162,6 @@ async fn run_on(config: BenchConfig, direct: Option<Direct>) -> Result<Report, B
     for (handle, hist) in subscribers {
         handle.close().await;
         latency.merge(&hist.lock())?;
-    }
-    if let Some(d) = &direct {
-        d.remove().await;
     }
     let (published, delivered, errors) = counters.get();
     let tally = Tally {

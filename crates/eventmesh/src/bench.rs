@@ -85,8 +85,9 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub(crate) drain: Duration,
     /// Also run the same workload straight against this broker with its own Rust client, right
-    /// after the mesh run, and report both and the ratio (a same-run baseline). Only
-    /// `nats://host:port` (JetStream) is supported yet; not for `sub` or `request-reply`.
+    /// after the mesh run, and report both and the ratio (a same-run baseline):
+    /// `nats://host:port` (JetStream), `redis://host:port` (a Redis stream) or
+    /// `amqp://user:pass@host:port[/vhost]` (RabbitMQ); not for `sub` or `request-reply`.
     #[arg(long, value_name = "URL")]
     pub(crate) direct: Option<String>,
     /// Print one JSON object instead of the text report.

@@ -3,6 +3,11 @@
 //! zero (HTTP subscribers are webhooks the bench serves on port 0). No timing is asserted.
 
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use eventmesh_storage::testkit::process::{
+    ChildProcess, Place, Readiness, find_binary, tcp_exchange,
+};
 
 mod common;
 
@@ -291,6 +296,189 @@ fn should_run_the_same_workload_directly_against_nats_with_direct() {
         &node.tcp,
         "--direct",
         &url,
+        "--count",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// A private redis-server on a free port (AOF on, fsync every second, its data and log in
+/// `dir`), ready once it answers PING with PONG; killed when the returned process is dropped.
+fn start_redis(dir: &std::path::Path) -> (u16, ChildProcess) {
+    let bin = find_binary(
+        "redis-server",
+        None,
+        &[Place::Path, Place::System],
+        "This test runs its own redis-server; install it with scripts/install-deps \
+         (apt-get install redis-server).",
+    );
+    // A port freed by the probe can be taken before redis-server binds it: then another is tried.
+    ChildProcess::spawn_on_free_port(5, |port| {
+        let (bin, dir) = (bin.clone(), dir.to_path_buf());
+        let ready = Readiness::probe(format!("answer PING with PONG on port {port}"), move || {
+            tcp_exchange(port, b"PING\r\n").is_some_and(|reply| reply.starts_with(b"+PONG"))
+        })
+        .within(Duration::from_secs(20))
+        .polling_every(Duration::from_millis(5));
+        ChildProcess::new(
+            format!("redis-server on port {port}"),
+            dir.join("redis-server.log"),
+            move || {
+                let mut cmd = Command::new(&bin);
+                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+                    .arg(&dir)
+                    .args([
+                        "--appendonly",
+                        "yes",
+                        "--appendfsync",
+                        "everysec",
+                        "--save",
+                        "",
+                    ]);
+                cmd
+            },
+            ready,
+        )
+    })
+    .unwrap_or_else(|e| panic!("redis-server did not start: {e}"))
+}
+
+/// Runs `args` with `--direct url` and checks the direct side: no errors, something published,
+/// every event delivered to each group (`fan` groups), `protocol` and `settings_has` in its
+/// settings. Returns the report.
+fn direct_report(
+    args: &[&str],
+    url: &str,
+    fan: u64,
+    protocol: &str,
+    settings_has: &str,
+) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--direct", url, "--json", "--quiet"]);
+    let v = report(&all);
+    let d = &v["direct"];
+    assert_eq!(d["protocol"], protocol, "{v}");
+    assert_eq!(d["errors"], 0, "{v}");
+    let published = d["published"].as_u64().unwrap_or(0);
+    assert!(published > 0, "{v}");
+    if args[0] != "pub" {
+        assert_eq!(d["delivered"].as_u64(), Some(published * fan), "{v}");
+    }
+    assert!(d["p99_us"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+    assert!(
+        v["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0),
+        "{v}"
+    );
+    assert!(
+        v["direct_settings"]
+            .as_str()
+            .is_some_and(|s| s.contains(settings_has)),
+        "{v}"
+    );
+    v
+}
+
+#[test]
+fn should_run_the_same_workload_directly_against_redis_with_direct() {
+    let node = Node::start();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // Declared after `dir`: killed before its directory is removed.
+    let (port, _redis) = start_redis(dir.path());
+    let url = format!("redis://127.0.0.1:{port}");
+    for (scenario, fan) in [("pubsub", 1), ("fanout", 2)] {
+        let v = direct_report(
+            &[
+                scenario,
+                "--duration",
+                "1s",
+                "--subscribers",
+                "2",
+                "--addr",
+                &node.tcp,
+            ],
+            &url,
+            fan,
+            "redis-streams",
+            "appendfsync everysec",
+        );
+        assert_eq!(v["direct"]["addr"], url.as_str(), "{v}");
+    }
+    // --batch: a pipeline of XADDs per batch.
+    let v = direct_report(
+        &[
+            "pub",
+            "--protocol",
+            "grpc",
+            "--batch",
+            "10",
+            "--count",
+            "500",
+            "--addr",
+            &node.grpc,
+        ],
+        &url,
+        1,
+        "redis-streams",
+        "XADD",
+    );
+    assert_eq!(v["direct"]["published"], 500, "{v}");
+    // The run's streams are gone.
+    let keys = tcp_exchange(port, b"KEYS eventmesh-bench:*\r\n").expect("a KEYS reply");
+    assert_eq!(keys, b"*0\r\n", "{}", String::from_utf8_lossy(&keys));
+}
+
+#[test]
+fn should_run_the_same_workload_directly_against_rabbitmq_with_direct() {
+    let node = Node::start();
+    // The machine's RabbitMQ; every run declares its own exchange and queues (named after a
+    // fresh random topic) and deletes them.
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    for (scenario, fan) in [("pubsub", 1), ("fanout", 2)] {
+        let v = direct_report(
+            &[
+                scenario,
+                "--duration",
+                "1s",
+                "--subscribers",
+                "2",
+                "--addr",
+                &node.tcp,
+            ],
+            url,
+            fan,
+            "rabbitmq-amqp",
+            "confirms",
+        );
+        assert_eq!(
+            v["direct"]["addr"], "amqp://guest:***@127.0.0.1:5672/%2f",
+            "{v}"
+        );
+    }
+    let v = direct_report(
+        &[
+            "pub",
+            "--protocol",
+            "grpc",
+            "--batch",
+            "10",
+            "--count",
+            "500",
+            "--addr",
+            &node.grpc,
+        ],
+        url,
+        1,
+        "rabbitmq-amqp",
+        "persistent",
+    );
+    assert_eq!(v["direct"]["published"], 500, "{v}");
+    // An unknown scheme is refused as a bad setting (exit 2).
+    let out = bench(&[
+        "pub",
+        "--addr",
+        &node.tcp,
+        "--direct",
+        "kafka://127.0.0.1:1",
         "--count",
         "1",
     ]);

@@ -1,6 +1,3 @@
-//! Same-run baselines (`--direct URL`): the same workload straight against the broker with its
-//! own Rust client, so the mesh's overhead is a ratio measured on one machine in one run.
-//!
 //! NATS JetStream (`nats://host:port`, async-nats): a fresh stream per run (file storage, one
 //! replica, the server's default sync interval) on one subject; every publish awaits its
 //! JetStream ack (with `--batch N`, the N publishes of a batch go out first, then their acks are
@@ -8,7 +5,6 @@
 //! for a CLUSTERING run, one per subscriber for BROADCASTING) and ack every message. The stream is
 //! deleted afterwards.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
@@ -17,23 +13,24 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::{OnEvent, sanitize};
 use crate::BenchError;
 
-/// What a direct subscriber calls with each message's payload.
-pub(crate) type OnEvent = Arc<dyn Fn(&[u8]) + Send + Sync>;
+/// What the direct side does, for the report.
+pub(crate) const SETTINGS: &str = "NATS JetStream via async-nats: file storage, 1 replica, server-default sync interval; every publish awaits its JetStream ack; pull consumer with explicit acks, every message acked";
 
-/// A broker the workload runs against directly.
-pub(crate) struct Direct {
+/// A JetStream connection.
+pub(crate) struct Nats {
     js: jetstream::Context,
     url: String,
 }
 
-impl Direct {
+impl Nats {
     /// Connects to `url`; only `nats://` is supported.
-    pub(crate) async fn connect(url: &str) -> Result<Direct, BenchError> {
+    pub(crate) async fn connect(url: &str) -> Result<Nats, BenchError> {
         let Some(hosts) = url.strip_prefix("nats://") else {
             return Err(BenchError::Unsupported(format!(
-                "--direct {url}: only nats:// brokers are supported for now"
+                "--direct {url}: not a nats:// URL"
             )));
         };
         let client = async_nats::ConnectOptions::new()
@@ -41,7 +38,7 @@ impl Direct {
             .connect(hosts.split(',').collect::<Vec<_>>().as_slice())
             .await
             .map_err(|e| BenchError::Direct(format!("cannot connect to {url}: {e}")))?;
-        Ok(Direct {
+        Ok(Nats {
             js: jetstream::new(client),
             url: url.to_owned(),
         })
@@ -52,13 +49,8 @@ impl Direct {
         &self.url
     }
 
-    /// What the direct side does, for the report.
-    pub(crate) fn settings() -> &'static str {
-        "NATS JetStream via async-nats: file storage, 1 replica, server-default sync interval; every publish awaits its JetStream ack; pull consumer with explicit acks, every message acked"
-    }
-
     /// Creates the run's stream for `topic`.
-    pub(crate) async fn prepare(&self, topic: &str) -> Result<DirectTopic, BenchError> {
+    pub(crate) async fn prepare(&self, topic: &str) -> Result<NatsTopic, BenchError> {
         let name = format!("BENCH-{}", sanitize(topic));
         let subject = format!("bench.{}", sanitize(topic));
         let stream = self
@@ -72,7 +64,7 @@ impl Direct {
             })
             .await
             .map_err(|e| BenchError::Direct(format!("cannot create stream {name}: {e}")))?;
-        Ok(DirectTopic {
+        Ok(NatsTopic {
             js: self.js.clone(),
             stream,
             name,
@@ -83,14 +75,14 @@ impl Direct {
 
 /// The run's stream.
 #[derive(Clone)]
-pub(crate) struct DirectTopic {
+pub(crate) struct NatsTopic {
     js: jetstream::Context,
     stream: stream::Stream,
     name: String,
     subject: String,
 }
 
-impl DirectTopic {
+impl NatsTopic {
     /// Publishes `data` `count` times (a batch: every publish first, then every JetStream
     /// ack) and awaits the acks.
     pub(crate) async fn publish(&self, data: Bytes, count: u64) -> Result<(), String> {
@@ -158,30 +150,5 @@ impl DirectTopic {
         if let Err(error) = self.js.delete_stream(&self.name).await {
             warn!(message = "Could not delete the benchmark stream.", stream = %self.name, %error);
         }
-    }
-}
-
-/// A stream-name-safe form of a topic.
-fn sanitize(topic: &str) -> String {
-    topic
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sanitize;
-
-    #[test]
-    fn stream_names_keep_only_safe_characters() {
-        assert_eq!(sanitize("bench-00ff"), "bench-00ff");
-        assert_eq!(sanitize("a.b c*>"), "a_b_c__");
     }
 }

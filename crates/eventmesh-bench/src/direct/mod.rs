@@ -1,0 +1,189 @@
+//! Same-run baselines (`--direct URL`): the same workload straight against the broker with its
+//! own Rust client, so the mesh's overhead is a ratio measured on one machine in one run.
+//!
+//! One module per broker, chosen by the URL's scheme; `run.rs` sees only [`Direct`] (the
+//! connection) and [`DirectTopic`] (the run's stream or queues):
+//!
+//! * [`nats`] — `nats://host:port`: NATS JetStream with async-nats.
+//! * [`redis`] — `redis://host:port` (`rediss://` too): a Redis stream with the `redis` crate.
+//! * [`amqp`] — `amqp://user:pass@host:port[/vhost]`: RabbitMQ with lapin.
+//!
+//! Every broker does the same: a fresh stream (or queues) per run, every publish awaited (with
+//! `--batch N`, the N publishes of a batch go out together and are awaited together), subscribers
+//! in one shared group for CLUSTERING and one group each for BROADCASTING, every message acked,
+//! and whatever the run created deleted afterwards.
+
+mod amqp;
+mod nats;
+mod redis;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::BenchError;
+
+/// What a direct subscriber calls with each message's payload.
+pub(crate) type OnEvent = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// A broker the workload runs against directly.
+pub(crate) enum Direct {
+    Nats(nats::Nats),
+    Redis(redis::Redis),
+    Amqp(amqp::Amqp),
+}
+
+impl Direct {
+    /// Connects to `url`: `nats://`, `redis://` (or `rediss://`) or `amqp://`.
+    pub(crate) async fn connect(url: &str) -> Result<Direct, BenchError> {
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        match scheme {
+            "nats" => Ok(Direct::Nats(nats::Nats::connect(url).await?)),
+            "redis" | "rediss" => Ok(Direct::Redis(redis::Redis::connect(url).await?)),
+            "amqp" => Ok(Direct::Amqp(amqp::Amqp::connect(url).await?)),
+            _ => Err(BenchError::Unsupported(format!(
+                "--direct {}: the broker URL must start with nats://, redis:// or amqp://",
+                mask(url)
+            ))),
+        }
+    }
+
+    /// The broker URL, its password masked.
+    pub(crate) fn url(&self) -> String {
+        match self {
+            Direct::Nats(d) => mask(d.url()),
+            Direct::Redis(d) => mask(d.url()),
+            Direct::Amqp(d) => mask(d.url()),
+        }
+    }
+
+    /// The report's `protocol`.
+    pub(crate) fn protocol(&self) -> &'static str {
+        match self {
+            Direct::Nats(_) => "nats-jetstream",
+            Direct::Redis(_) => "redis-streams",
+            Direct::Amqp(_) => "rabbitmq-amqp",
+        }
+    }
+
+    /// What the direct side does (broker, durability, acks), for the report.
+    pub(crate) fn settings(&self) -> String {
+        match self {
+            Direct::Nats(_) => nats::SETTINGS.to_owned(),
+            Direct::Redis(d) => d.settings(),
+            Direct::Amqp(d) => d.settings(),
+        }
+    }
+
+    /// Creates the run's stream (or exchange) for `topic`. `retain_unread`: events must be
+    /// stored even when no subscriber reads them (a `pub` run), which matters where nothing
+    /// stores an event without a reader (RabbitMQ's fanout exchange).
+    pub(crate) async fn prepare(
+        &self,
+        topic: &str,
+        retain_unread: bool,
+    ) -> Result<DirectTopic, BenchError> {
+        Ok(match self {
+            Direct::Nats(d) => DirectTopic::Nats(Box::new(d.prepare(topic).await?)),
+            Direct::Redis(d) => DirectTopic::Redis(d.prepare(topic).await?),
+            Direct::Amqp(d) => DirectTopic::Amqp(d.prepare(topic, retain_unread).await?),
+        })
+    }
+}
+
+/// The run's stream or queues on the broker.
+#[derive(Clone)]
+pub(crate) enum DirectTopic {
+    Nats(Box<nats::NatsTopic>),
+    Redis(redis::RedisTopic),
+    Amqp(amqp::AmqpTopic),
+}
+
+impl DirectTopic {
+    /// Publishes `data` `count` times (one batch) and awaits the broker's acknowledgements.
+    pub(crate) async fn publish(&self, data: Bytes, count: u64) -> Result<(), String> {
+        match self {
+            DirectTopic::Nats(t) => t.publish(data, count).await,
+            DirectTopic::Redis(t) => t.publish(data, count).await,
+            DirectTopic::Amqp(t) => t.publish(data, count).await,
+        }
+    }
+
+    /// Starts a subscriber in the group `group` (subscribers with the same group share its
+    /// events), calling `on_event` with each message's payload and acking it, until `stop` is
+    /// cancelled.
+    pub(crate) async fn subscribe(
+        &self,
+        group: &str,
+        stop: CancellationToken,
+        on_event: OnEvent,
+    ) -> Result<tokio::task::JoinHandle<()>, BenchError> {
+        match self {
+            DirectTopic::Nats(t) => t.subscribe(group, stop, on_event).await,
+            DirectTopic::Redis(t) => t.subscribe(group, stop, on_event).await,
+            DirectTopic::Amqp(t) => t.subscribe(group, stop, on_event).await,
+        }
+    }
+
+    /// Deletes what the run created on the broker (failures are logged).
+    pub(crate) async fn remove(&self) {
+        match self {
+            DirectTopic::Nats(t) => t.remove().await,
+            DirectTopic::Redis(t) => t.remove().await,
+            DirectTopic::Amqp(t) => t.remove().await,
+        }
+    }
+}
+
+/// A name-safe form of a topic (stream, key and queue names).
+pub(crate) fn sanitize(topic: &str) -> String {
+    topic
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `url` with the password of its user info replaced by `***`.
+pub(crate) fn mask(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{mask, sanitize};
+
+    #[test]
+    fn stream_names_keep_only_safe_characters() {
+        assert_eq!(sanitize("bench-00ff"), "bench-00ff");
+        assert_eq!(sanitize("a.b c*>"), "a_b_c__");
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(mask("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(mask("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(mask("nats://a:1,b:2"), "nats://a:1,b:2");
+    }
+}
