@@ -247,6 +247,16 @@ impl Cursor {
         if self.state.lock().parts.contains_key(&partition) {
             return Ok(());
         }
+        let part = self
+            .committed_part(partition)
+            .await?
+            .unwrap_or_else(|| Part::load(first_offset, ""));
+        self.state.lock().parts.entry(partition).or_insert(part);
+        Ok(())
+    }
+
+    /// The partition's state as its group last committed it; `None` when nothing is committed.
+    async fn committed_part(&self, partition: i32) -> StorageResult<Option<Part>> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.kafka_topic, partition);
         let consumer = self.consumer.clone();
@@ -258,14 +268,14 @@ impl Cursor {
             })
             .await?
             .map_err(|e| self.env.err("read the committed offset", e))?;
-        let part = match got.elements().first().map(|e| (e.offset(), e.metadata())) {
-            Some((rdkafka::Offset::Offset(o), meta)) if o >= 0 => {
-                Part::load(u64::try_from(o).unwrap_or(0), meta)
-            }
-            _ => Part::load(first_offset, ""),
-        };
-        self.state.lock().parts.entry(partition).or_insert(part);
-        Ok(())
+        Ok(
+            match got.elements().first().map(|e| (e.offset(), e.metadata())) {
+                Some((rdkafka::Offset::Offset(o), meta)) if o >= 0 => {
+                    Some(Part::load(u64::try_from(o).unwrap_or(0), meta))
+                }
+                _ => None,
+            },
+        )
     }
 
     /// See [`EventStore::fetch`](eventmesh_storage::EventStore::fetch).
@@ -368,17 +378,75 @@ impl Cursor {
     }
 
     /// Marks events done and commits the new position; returns once Kafka recorded it.
+    ///
+    /// A rebalance may have taken a token's partition away since its event was handed out (this
+    /// node's state of it was dropped then), or may refuse the commit while it runs. The ack is
+    /// still recorded: a partition no longer loaded is loaded again from the last commit, the
+    /// events marked done, and a refused commit retried (with the acks applied again) until the
+    /// rebalance is over, within the request timeout. Only then does the ack return `Ok`; an ack
+    /// that could not be recorded fails with `Unavailable` (its events will be delivered again).
     pub(crate) async fn ack(&self, tokens: &[TokenRef]) -> StorageResult<()> {
-        let mut changed = false;
-        {
-            let mut s = self.state.lock();
-            for t in tokens {
-                if let Some(p) = s.parts.get_mut(&t.partition) {
-                    changed |= p.ack(t.offset);
+        let deadline = Instant::now() + self.env.request_timeout;
+        let mut pause = Duration::from_millis(20);
+        let mut retry = false;
+        loop {
+            self.reload_missing(tokens).await?;
+            let mut changed = false;
+            {
+                let mut s = self.state.lock();
+                for t in tokens {
+                    if let Some(p) = s.parts.get_mut(&t.partition) {
+                        changed |= p.ack(t.offset);
+                    }
                 }
             }
+            if !changed && !retry {
+                return Ok(());
+            }
+            if self.try_commit().await? {
+                return Ok(());
+            }
+            if Instant::now() + pause > deadline {
+                return Err(StorageError::Unavailable(format!(
+                    "Kafka refused the commit of an ack on `{}` for longer than {:?} (a \
+                     rebalance): its events will be delivered again",
+                    self.kafka_topic, self.env.request_timeout
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+            retry = true;
         }
-        if changed { self.commit().await } else { Ok(()) }
+    }
+
+    /// Loads again, from the last commit, the partitions of `tokens` this node no longer holds.
+    async fn reload_missing(&self, tokens: &[TokenRef]) -> StorageResult<()> {
+        let mut missing: Vec<i32> = {
+            let s = self.state.lock();
+            tokens
+                .iter()
+                .map(|t| t.partition)
+                .filter(|p| !s.parts.contains_key(p))
+                .collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        for partition in missing {
+            let Some(part) = self.committed_part(partition).await? else {
+                return Err(StorageError::Unavailable(format!(
+                    "Kafka partition {partition} of `{}` was reassigned (rebalance) before the \
+                     ack and has no committed position: its events will be delivered again",
+                    self.kafka_topic
+                )));
+            };
+            debug!(
+                message = "Acking on a partition this node no longer holds: reloaded its commit.",
+                topic = %self.topic,
+                partition
+            );
+            self.state.lock().parts.entry(partition).or_insert(part);
+        }
+        Ok(())
     }
 
     /// Gives a delivery back, due again after `delay`.
@@ -412,8 +480,19 @@ impl Cursor {
             .collect()
     }
 
-    /// Commits every loaded partition's floor with its metadata.
+    /// Commits every loaded partition's floor with its metadata. A commit refused during a
+    /// rebalance is logged and not an error: the partitions' next owner resumes from the last
+    /// commit (at least once). Acks use [`Self::try_commit`] and retry instead.
     pub(crate) async fn commit(&self) -> StorageResult<()> {
+        if !self.try_commit().await? {
+            warn!(message = "Kafka commit refused during a rebalance.", topic = %self.topic);
+        }
+        Ok(())
+    }
+
+    /// Commits every loaded partition's floor with its metadata; `false` when a rebalance
+    /// refused it.
+    async fn try_commit(&self) -> StorageResult<bool> {
         let _one = self.commit_lock.lock().await;
         let mut tpl = TopicPartitionList::new();
         {
@@ -430,7 +509,7 @@ impl Cursor {
             }
         }
         if tpl.count() == 0 {
-            return Ok(());
+            return Ok(true);
         }
         let consumer = self.consumer.clone();
         let r = self
@@ -438,7 +517,7 @@ impl Cursor {
             .blocking("commit", move || consumer.commit(&tpl, CommitMode::Sync))
             .await?;
         match r {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(true),
             Err(e)
                 if matches!(
                     e.rdkafka_error_code(),
@@ -449,10 +528,8 @@ impl Cursor {
                     )
                 ) =>
             {
-                // The partitions are moving to another node, which resumes from the last
-                // commit: those events are delivered again there (at least once).
-                warn!(message = "Kafka commit refused during a rebalance.", error = %e, topic = %self.topic);
-                Ok(())
+                debug!(message = "Kafka commit refused during a rebalance.", error = %e, topic = %self.topic);
+                Ok(false)
             }
             Err(e) => Err(self.env.err("commit", e)),
         }
