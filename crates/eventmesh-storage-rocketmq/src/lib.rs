@@ -67,6 +67,8 @@ pub mod names;
 mod options;
 mod serve;
 mod store;
+#[cfg(feature = "test-broker")]
+pub mod test_broker;
 
 pub use error::RocketError;
 pub use options::{DefibusOptions, RocketOptions};
