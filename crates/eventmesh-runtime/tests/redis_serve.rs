@@ -8,56 +8,17 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use eventmesh_config::{Config, StorageKind};
 use eventmesh_runtime::{Runtime, ServerError};
 use eventmesh_storage::StorageError;
-use eventmesh_storage::testkit::process::{
-    ChildProcess, Place, Readiness, find_binary, free_port, tcp_exchange,
-};
+use eventmesh_storage::testkit::process::{ChildProcess, free_port};
+use eventmesh_storage::testkit::redis_server::{AppendFsync, start_redis_server};
 
-/// A redis-server on a free port with its AOF (and its log) in `dir`, ready once it answers PING
-/// with PONG; killed when the returned process is dropped. Panics with the end of its log if it
-/// does not start.
+/// A redis-server on a free port with its AOF (fsync per write) and its log in `dir`.
 fn start_redis(dir: &Path) -> (u16, ChildProcess) {
-    let bin = find_binary(
-        "redis-server",
-        None,
-        &[Place::Path, Place::System],
-        "This test runs its own redis-server; install it with scripts/install-deps \
-         (apt-get install redis-server).",
-    );
-    // A port freed by the probe can be taken before redis-server binds it: then another is tried.
-    ChildProcess::spawn_on_free_port(5, |port| {
-        let (bin, dir) = (bin.clone(), dir.to_path_buf());
-        let ready = Readiness::probe(format!("answer PING with PONG on port {port}"), move || {
-            tcp_exchange(port, b"PING\r\n").is_some_and(|reply| reply.starts_with(b"+PONG"))
-        })
-        .within(Duration::from_secs(20))
-        .polling_every(Duration::from_millis(5));
-        ChildProcess::new(
-            format!("redis-server on port {port}"),
-            dir.join("redis-server.log"),
-            move || {
-                let mut cmd = Command::new(&bin);
-                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-                    .arg(&dir)
-                    .args([
-                        "--appendonly",
-                        "yes",
-                        "--appendfsync",
-                        "always",
-                        "--save",
-                        "",
-                    ]);
-                cmd
-            },
-            ready,
-        )
-    })
-    .unwrap_or_else(|e| panic!("redis-server did not start: {e}"))
+    start_redis_server(dir, AppendFsync::Always)
 }
 
 fn config(data_dir: &Path, url: String) -> Config {

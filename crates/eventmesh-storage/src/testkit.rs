@@ -167,6 +167,7 @@ mod durability;
 pub mod faults;
 mod ordering;
 pub mod process;
+pub mod redis_server;
 mod redelivery;
 mod replay;
 mod support;

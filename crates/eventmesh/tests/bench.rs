@@ -3,11 +3,9 @@
 //! zero (HTTP subscribers are webhooks the bench serves on port 0). No timing is asserted.
 
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
-use eventmesh_storage::testkit::process::{
-    ChildProcess, Place, Readiness, find_binary, tcp_exchange,
-};
+use eventmesh_storage::testkit::process::{ChildProcess, tcp_exchange};
+use eventmesh_storage::testkit::redis_server::{AppendFsync, start_redis_server};
 
 mod common;
 
@@ -303,44 +301,9 @@ fn should_run_the_same_workload_directly_against_nats_with_direct() {
 }
 
 /// A private redis-server on a free port (AOF on, fsync every second, its data and log in
-/// `dir`), ready once it answers PING with PONG; killed when the returned process is dropped.
+/// `dir`); killed when the returned process is dropped.
 fn start_redis(dir: &std::path::Path) -> (u16, ChildProcess) {
-    let bin = find_binary(
-        "redis-server",
-        None,
-        &[Place::Path, Place::System],
-        "This test runs its own redis-server; install it with scripts/install-deps \
-         (apt-get install redis-server).",
-    );
-    // A port freed by the probe can be taken before redis-server binds it: then another is tried.
-    ChildProcess::spawn_on_free_port(5, |port| {
-        let (bin, dir) = (bin.clone(), dir.to_path_buf());
-        let ready = Readiness::probe(format!("answer PING with PONG on port {port}"), move || {
-            tcp_exchange(port, b"PING\r\n").is_some_and(|reply| reply.starts_with(b"+PONG"))
-        })
-        .within(Duration::from_secs(20))
-        .polling_every(Duration::from_millis(5));
-        ChildProcess::new(
-            format!("redis-server on port {port}"),
-            dir.join("redis-server.log"),
-            move || {
-                let mut cmd = Command::new(&bin);
-                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-                    .arg(&dir)
-                    .args([
-                        "--appendonly",
-                        "yes",
-                        "--appendfsync",
-                        "everysec",
-                        "--save",
-                        "",
-                    ]);
-                cmd
-            },
-            ready,
-        )
-    })
-    .unwrap_or_else(|e| panic!("redis-server did not start: {e}"))
+    start_redis_server(dir, AppendFsync::EverySec)
 }
 
 /// Runs `args` with `--direct url` and checks the direct side: no errors, something published,

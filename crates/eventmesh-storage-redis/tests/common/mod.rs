@@ -4,17 +4,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use eventmesh_storage::testkit::process::{
-    ChildProcess, Place, Readiness, find_binary, tcp_exchange,
-};
+use eventmesh_storage::testkit::process::ChildProcess;
+use eventmesh_storage::testkit::redis_server::{AppendFsync, redis_server, redis_server_binary};
 use tempfile::TempDir;
-
-/// How long a start (including AOF loading after a restart) may take.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct RedisServer {
     port: u16,
@@ -37,7 +32,9 @@ impl RedisServer {
         // then another one is tried.
         let (port, process) = blocking(move || {
             let bin = redis_server_binary();
-            ChildProcess::spawn_on_free_port(5, |port| redis_process(&bin, &root, port))
+            ChildProcess::spawn_on_free_port(5, |port| {
+                redis_server(&bin, &root, port, AppendFsync::Always)
+            })
         })
         .await
         .unwrap_or_else(|e| panic!("redis-server did not start: {e}"));
@@ -70,7 +67,7 @@ impl RedisServer {
             let mut last_error = String::new();
             // Another test's free-port probe may hold the port for a moment: try again shortly.
             for _ in 0..20 {
-                let mut process = redis_process(&bin, &root, port);
+                let mut process = redis_server(&bin, &root, port, AppendFsync::Always);
                 match process.spawn() {
                     Ok(()) => return process,
                     Err(e) => last_error = e,
@@ -89,48 +86,4 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
-}
-
-/// The `redis-server` binary on `PATH` (or in /usr/bin, ...); panics with the install command
-/// when there is none.
-fn redis_server_binary() -> PathBuf {
-    find_binary(
-        "redis-server",
-        None,
-        &[Place::Path, Place::System],
-        "The redis store's tests run their own redis-server; install it with \
-         scripts/install-deps (apt-get install redis-server).",
-    )
-}
-
-/// redis-server on `port` with its AOF in `dir`, ready once it answers PING with PONG (not
-/// `-LOADING` while it replays its AOF).
-fn redis_process(bin: &Path, dir: &Path, port: u16) -> ChildProcess {
-    let (bin, dir) = (bin.to_path_buf(), dir.to_path_buf());
-    let ready = Readiness::probe(format!("answer PING with PONG on port {port}"), move || {
-        tcp_exchange(port, b"PING\r\n").is_some_and(|reply| reply.starts_with(b"+PONG"))
-    })
-    .within(START_TIMEOUT)
-    .polling_every(Duration::from_millis(5));
-    ChildProcess::new(
-        format!("redis-server on port {port}"),
-        dir.join("redis-server.log"),
-        move || {
-            let mut cmd = Command::new(&bin);
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-                .arg(&dir)
-                .args([
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                    "--save",
-                    "",
-                    "--protected-mode",
-                    "no",
-                ]);
-            cmd
-        },
-        ready,
-    )
 }
