@@ -167,8 +167,8 @@ mod durability;
 pub mod faults;
 mod ordering;
 pub mod process;
-pub mod redis_server;
 mod redelivery;
+pub mod redis_server;
 mod replay;
 mod support;
 
