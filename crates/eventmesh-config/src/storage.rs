@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use eventmesh_core::redact::mask_url;
+
 /// The event-store backends compiled into this build.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -378,22 +380,3 @@ impl Default for EmbeddedStorageConfig {
 
 /// The smallest accepted `storage.embedded.segment_bytes`.
 pub const MIN_SEGMENT_BYTES: u64 = 4096;
-
-/// `url` with any password in its user-info replaced by `***` (for logs).
-pub fn mask_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &authority[..at];
-    let masked = match userinfo.find(':') {
-        Some(colon) => format!("{}:***", &userinfo[..colon]),
-        None => "***".to_owned(),
-    };
-    format!("{}{}{}", &url[..scheme_end + 3], masked, &rest[at..])
-}

@@ -9,6 +9,7 @@
 //! * [`topic`]: topics (with a tenant slot) and the single topic-matching function.
 //! * [`subscription`]: consumer groups, subscription mode and type.
 //! * [`session`]: what the core knows about a connected client (principal, `traceparent`).
+//! * [`redact`]: URL secrets masked for logs ([`redact::mask_url`]).
 //! * [`error`]: the one internal error-code set and its mapping table per wire protocol.
 //!
 //! Invariants worth naming: a [`Topic`] or [`GroupName`] that exists has been validated; an
@@ -18,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod id;
 pub mod record;
+pub mod redact;
 pub mod session;
 pub mod subscription;
 pub mod topic;

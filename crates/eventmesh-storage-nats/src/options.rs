@@ -1,6 +1,7 @@
 //! Options of the NATS JetStream store: where the servers are and how streams and consumers are
 //! made.
 
+use eventmesh_core::redact::mask_url;
 use std::fmt;
 use std::time::Duration;
 
@@ -175,26 +176,6 @@ fn parse_url(url: &str) -> Result<ParsedUrl, NatsError> {
         servers,
         credentials,
     })
-}
-
-/// Replaces the credentials of a URL by `***` (the user name stays).
-pub(crate) fn mask_url(url: &str) -> String {
-    url.split(',')
-        .map(|part| match part.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let (scheme, info) = match userinfo.find("://") {
-                    Some(i) => userinfo.split_at(i + 3),
-                    None => ("", userinfo),
-                };
-                match info.split_once(':') {
-                    Some((user, _)) => format!("{scheme}{user}:***@{host}"),
-                    None => format!("{scheme}***@{host}"),
-                }
-            }
-            None => part.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]

@@ -59,5 +59,5 @@ mod store;
 mod stream;
 
 pub use error::RabbitError;
-pub use options::{RabbitOptions, mask_url};
+pub use options::RabbitOptions;
 pub use store::RabbitStore;

@@ -1,6 +1,7 @@
 //! Options of the RabbitMQ store: where the broker is, how topology is made and how long things
 //! may take.
 
+use eventmesh_core::redact::mask_url;
 use std::fmt;
 use std::time::Duration;
 
@@ -143,36 +144,9 @@ impl fmt::Debug for RabbitOptions {
     }
 }
 
-/// `amqp://user:secret@host/vh` → `amqp://user:***@host/vh`; URLs without a password unchanged.
-pub fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_the_password_only() {
-        assert_eq!(
-            mask_url("amqp://user:s3cr:et@h:5672/vh"),
-            "amqp://user:***@h:5672/vh"
-        );
-        assert_eq!(mask_url("amqp://h:5672/%2f"), "amqp://h:5672/%2f");
-        assert_eq!(mask_url("amqp://user@h/"), "amqp://user@h/");
-        assert_eq!(mask_url("not a url"), "not a url");
-    }
 
     #[test]
     fn refuses_bad_options() {

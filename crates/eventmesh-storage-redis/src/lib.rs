@@ -87,5 +87,5 @@ mod reply;
 mod scripts;
 mod store;
 
-pub use options::{RedisOptions, mask_url};
+pub use options::RedisOptions;
 pub use store::RedisStore;

@@ -1,5 +1,6 @@
 //! The store's options and URL handling (with the password masked wherever the URL is shown).
 
+use eventmesh_core::redact::mask_url;
 use std::fmt;
 use std::time::Duration;
 
@@ -140,44 +141,9 @@ impl fmt::Debug for RedisOptions {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host…` with `***`.
-pub fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let (userinfo, host) = authority.split_at(at);
-    let masked = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        // `redis://password@host` is how some clients write a password alone.
-        None => "***".to_owned(),
-    };
-    format!("{scheme}://{masked}{host}{path}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_masked() {
-        assert_eq!(
-            mask_url("redis://:s3cret@h:6379/0"),
-            "redis://:***@h:6379/0"
-        );
-        assert_eq!(
-            mask_url("redis://user:p@ss@h:6379"),
-            "redis://user:***@h:6379"
-        );
-        assert_eq!(mask_url("redis://h:6379"), "redis://h:6379");
-        assert_eq!(mask_url("redis://tok@h"), "redis://***@h");
-        let o = RedisOptions::new("redis://:s3cret@h:6379");
-        assert!(!format!("{o:?}").contains("s3cret"));
-    }
 
     #[test]
     fn validation_reports_every_problem() {

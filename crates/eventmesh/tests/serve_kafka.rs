@@ -5,15 +5,14 @@
 
 #![cfg(feature = "kafka")]
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use eventmesh_storage::testkit::process::{ChildProcess, Place, Readiness, find_binary, free_port};
+use eventmesh_storage::testkit::process::{ChildProcess, Place, Readiness, find_binary};
 
 mod common;
 
-use common::{eventmesh, lines, wait_exit, wait_for};
+use common::serve_store::{Serve, carry};
 
 /// A tansu broker (in-memory engine) on a free port, working and logging in `dir`, ready once it
 /// accepts connections; killed when the returned process is dropped. Panics with the end of its
@@ -54,84 +53,14 @@ fn should_carry_events_through_kafka() {
     let dir = tempfile::tempdir().expect("dir");
     // Declared after `dir`: killed before its directory is removed.
     let (port, _broker) = start_tansu(dir.path());
-    let tcp = format!("127.0.0.1:{}", free_port());
-    let data = dir.path().join("node");
-    let mut serve = eventmesh(&[
-        "serve",
-        "--store",
+    let serve = Serve::start(
         "kafka",
-        "--store-url",
         &format!("kafka://127.0.0.1:{port}"),
-        "--data-dir",
-        &data.display().to_string(),
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--tcp-listen",
-        &tcp,
-        "--http-listen",
-        "127.0.0.1:0",
-        "--grpc-listen",
-        "127.0.0.1:0",
-    ])
-    .env("EVENTMESH_LOG__LEVEL", "info")
-    .spawn()
-    .expect("start serve");
-    let serve_err = lines(serve.stderr.take().expect("stderr"));
-    let seen = wait_for(&serve_err, "Node ready.");
-    assert!(
-        seen.iter().any(|l| l.contains("Opened the Kafka store.")),
-        "{seen:#?}"
+        &dir.path().join("node"),
+        "Opened the Kafka store.",
+        &String::new,
     );
-
-    let mut sub = eventmesh(&[
-        "sub", "--server", &tcp, "--topic", "T-kafka", "--group", "g-kafka", "--count", "2",
-        "--json",
-    ])
-    .env("EVENTMESH_LOG__LEVEL", "info")
-    .spawn()
-    .expect("start sub");
-    let out = lines(sub.stdout.take().expect("stdout"));
-    let err = lines(sub.stderr.take().expect("stderr"));
-    wait_for(&err, "Subscribed.");
-
-    let mut publisher = eventmesh(&["pub", "--server", &tcp, "--topic", "T-kafka", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("start pub");
-    publisher
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"one\ntwo\n")
-        .expect("write stdin");
-    let status = wait_exit(&mut publisher);
-    let mut stderr = String::new();
-    publisher
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    assert!(status.success(), "pub failed: {stderr}");
-
-    let status = wait_exit(&mut sub);
-    assert!(
-        status.success(),
-        "sub failed: {:?}",
-        err.try_iter().collect::<Vec<_>>()
-    );
-    let data: Vec<String> = out
-        .try_iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l).expect("a JSON line");
-            v["data"].as_str().expect("text data").to_owned()
-        })
-        .collect();
+    let data = carry(&serve, "T-kafka", "g-kafka", &["one", "two"], &String::new);
     assert_eq!(data, ["one", "two"]);
-
-    let _ = Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status();
-    let status = wait_exit(&mut serve);
-    assert!(status.success(), "serve did not stop cleanly: {status}");
+    serve.stop();
 }

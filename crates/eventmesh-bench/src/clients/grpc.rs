@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
+use eventmesh_sdk::CloudEvent;
 use eventmesh_sdk::grpc::{GrpcConfig, GrpcDelivery, GrpcPublisher, GrpcSubscriber};
-use eventmesh_sdk::{CloudEvent, SubscriptionType};
 
-use super::{CALL_TIMEOUT, Role, SUBSYSTEM, Subscription, client_error, reply, url};
+use super::{CALL_TIMEOUT, SUBSYSTEM, Subscription, client_error, url};
 use crate::{BenchConfig, BenchError};
 
 /// The settings of client `name` (`pub0`, `sub1`, …) in `group`.
@@ -63,19 +63,10 @@ impl Subscriber {
         config: &BenchConfig,
         sub: Subscription<'_>,
     ) -> Result<Subscriber, BenchError> {
-        let ty = match sub.role {
-            Role::Count(_) => SubscriptionType::Async,
-            Role::Echo => SubscriptionType::Sync,
-        };
+        let ty = sub.role.subscription_type();
         let role = sub.role;
         let handler = move |delivery: GrpcDelivery| {
-            let answer = match &role {
-                Role::Count(on_event) => {
-                    on_event(delivery.event.data.as_deref());
-                    None
-                }
-                Role::Echo => Some(reply(delivery.event.data.unwrap_or_default())),
-            };
+            let answer = role.handle(delivery.event.data);
             async move { Ok(answer) }
         };
         GrpcSubscriber::start(

@@ -5,10 +5,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use eventmesh_sdk::CloudEvent;
 use eventmesh_sdk::http::{HttpConfig, HttpPublisher, HttpSubscriber, PushedEvent};
-use eventmesh_sdk::{CloudEvent, SubscriptionType};
 
-use super::{CALL_TIMEOUT, Role, SUBSYSTEM, Subscription, client_error, reply, url};
+use super::{CALL_TIMEOUT, SUBSYSTEM, Subscription, client_error, url};
 use crate::{BenchConfig, BenchError};
 
 fn settings(config: &BenchConfig) -> HttpConfig {
@@ -54,19 +54,10 @@ impl Subscriber {
         config: &BenchConfig,
         sub: Subscription<'_>,
     ) -> Result<Subscriber, BenchError> {
-        let ty = match sub.role {
-            Role::Count(_) => SubscriptionType::Async,
-            Role::Echo => SubscriptionType::Sync,
-        };
+        let ty = sub.role.subscription_type();
         let role = sub.role;
         let handler = move |pushed: PushedEvent| {
-            let answer = match &role {
-                Role::Count(on_event) => {
-                    on_event(pushed.event.data.as_deref());
-                    None
-                }
-                Role::Echo => Some(reply(pushed.event.data.unwrap_or_default())),
-            };
+            let answer = role.handle(pushed.event.data);
             async move { Ok::<_, String>(answer) }
         };
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use eventmesh_sdk::{CloudEvent, SubscriptionMode};
+use eventmesh_sdk::{CloudEvent, SubscriptionMode, SubscriptionType};
 
 use crate::{BenchConfig, BenchError, Transport};
 
@@ -34,6 +34,27 @@ pub(crate) enum Role {
     Count(OnEvent),
     /// Answers it with a reply carrying the same data (SYNC subscription, request-reply).
     Echo,
+}
+
+impl Role {
+    /// The subscription type the role needs: ASYNC to count, SYNC to answer.
+    fn subscription_type(&self) -> SubscriptionType {
+        match self {
+            Role::Count(_) => SubscriptionType::Async,
+            Role::Echo => SubscriptionType::Sync,
+        }
+    }
+
+    /// Handles one delivered event's data: counts it (no answer) or makes the reply.
+    fn handle(&self, data: Option<Bytes>) -> Option<CloudEvent> {
+        match self {
+            Role::Count(on_event) => {
+                on_event(data.as_deref());
+                None
+            }
+            Role::Echo => Some(reply(data.unwrap_or_default())),
+        }
+    }
 }
 
 /// One subscriber to start.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use eventmesh_core::redact::mask_url;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -25,7 +26,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{OnEvent, mask, sanitize};
+use super::{OnEvent, sanitize};
 use crate::BenchError;
 
 /// Unacked deliveries per consumer.
@@ -43,7 +44,7 @@ pub(crate) struct Amqp {
 }
 
 fn amqp_error(url: &str, op: &str, e: &lapin::Error) -> BenchError {
-    BenchError::Direct(format!("{op} on {}: {e}", mask(url)))
+    BenchError::Direct(format!("{op} on {}: {e}", mask_url(url)))
 }
 
 impl Amqp {
@@ -58,7 +59,7 @@ impl Amqp {
                 Err(_) => {
                     return Err(BenchError::Direct(format!(
                         "cannot connect to {}: no answer within {} s",
-                        mask(url),
+                        mask_url(url),
                         CONNECT_TIMEOUT.as_secs()
                     )));
                 }

@@ -20,6 +20,7 @@ mod redis;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use eventmesh_core::redact::mask_url;
 use tokio_util::sync::CancellationToken;
 
 use crate::BenchError;
@@ -44,7 +45,7 @@ impl Direct {
             "amqp" => Ok(Direct::Amqp(amqp::Amqp::connect(url).await?)),
             _ => Err(BenchError::Unsupported(format!(
                 "--direct {}: the broker URL must start with nats://, redis:// or amqp://",
-                mask(url)
+                mask_url(url)
             ))),
         }
     }
@@ -52,9 +53,9 @@ impl Direct {
     /// The broker URL, its password masked.
     pub(crate) fn url(&self) -> String {
         match self {
-            Direct::Nats(d) => mask(d.url()),
-            Direct::Redis(d) => mask(d.url()),
-            Direct::Amqp(d) => mask(d.url()),
+            Direct::Nats(d) => mask_url(d.url()),
+            Direct::Redis(d) => mask_url(d.url()),
+            Direct::Amqp(d) => mask_url(d.url()),
         }
     }
 
@@ -150,40 +151,13 @@ pub(crate) fn sanitize(topic: &str) -> String {
         .collect()
 }
 
-/// `url` with the password of its user info replaced by `***`.
-pub(crate) fn mask(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{mask, sanitize};
+    use super::sanitize;
 
     #[test]
     fn stream_names_keep_only_safe_characters() {
         assert_eq!(sanitize("bench-00ff"), "bench-00ff");
         assert_eq!(sanitize("a.b c*>"), "a_b_c__");
-    }
-
-    #[test]
-    fn passwords_are_masked() {
-        assert_eq!(
-            mask("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(mask("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(mask("redis://:pw@h:1/0"), "redis://:***@h:1/0");
-        assert_eq!(mask("nats://a:1,b:2"), "nats://a:1,b:2");
     }
 }

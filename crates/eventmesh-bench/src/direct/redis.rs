@@ -13,10 +13,11 @@ use std::time::Duration;
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, Client, Value};
 use bytes::Bytes;
+use eventmesh_core::redact::mask_url;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{OnEvent, mask, sanitize};
+use super::{OnEvent, sanitize};
 use crate::BenchError;
 
 /// Entries one `XREADGROUP` returns at most.
@@ -44,14 +45,14 @@ async fn connection(client: &Client, url: &str) -> Result<MultiplexedConnection,
     client
         .get_multiplexed_async_connection_with_config(&conn_config())
         .await
-        .map_err(|e| BenchError::Direct(format!("cannot connect to {}: {e}", mask(url))))
+        .map_err(|e| BenchError::Direct(format!("cannot connect to {}: {e}", mask_url(url))))
 }
 
 impl Redis {
     /// Connects to `url` and reads the server's version and persistence settings.
     pub(crate) async fn connect(url: &str) -> Result<Redis, BenchError> {
         let client = Client::open(url)
-            .map_err(|e| BenchError::Config(format!("--direct {}: {e}", mask(url))))?;
+            .map_err(|e| BenchError::Config(format!("--direct {}: {e}", mask_url(url))))?;
         let mut conn = connection(&client, url).await?;
         let info: String = ::redis::cmd("INFO")
             .arg("server")

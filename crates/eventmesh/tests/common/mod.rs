@@ -5,6 +5,7 @@
 
 pub mod mesh;
 pub mod nats;
+pub mod serve_store;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -161,14 +162,29 @@ impl Sub {
     }
 
     /// Waits for the exit, asserts it is a success, and returns the lines printed.
-    pub fn printed(mut self) -> Vec<String> {
+    pub fn printed(self) -> Vec<String> {
+        self.printed_or(&String::new)
+    }
+
+    /// [`Sub::printed`], with `context` added to a failure's message.
+    pub fn printed_or(mut self, context: &dyn Fn() -> String) -> Vec<String> {
         let status = wait_exit(&mut self.child);
         assert!(
             status.success(),
-            "sub failed: {:?}",
-            self.err.try_iter().collect::<Vec<_>>()
+            "sub failed: {:?}\n{}",
+            self.err.try_iter().collect::<Vec<_>>(),
+            context()
         );
         self.out.try_iter().collect()
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
