@@ -44,6 +44,9 @@
 //!   lease keeper makes each delivery's lease exactly the one its fetch asked for: a shorter
 //!   lease ends with a `-NAK` the keeper sends, a longer one is kept alive with `+WPI` (in
 //!   progress). If the node dies, the server redelivers after `AckWait`.
+//!   nats-server 2.9 can send a second copy of a delivery whose lease still runs (with a count
+//!   that does not go up); the store drops such copies (`held.rs`), so a lease is never broken
+//!   by the server.
 //! * **Ack** is a confirmed ack (`+ACK` sent as a request; the server answers once it recorded
 //!   it), so an acked event is not handed out again once `ack` returned. **Nack** is `-NAK` with
 //!   the delay (`{"delay": ns}`); **extend_lease** is `+WPI`.
@@ -77,6 +80,7 @@
 mod api;
 mod consumer;
 mod error;
+mod held;
 mod lease;
 pub mod names;
 mod options;

@@ -22,8 +22,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::api::{Api, ConsumerSpec, Start, StreamSpec};
-use crate::consumer::{PullEnd, Pulled, pull, read_token, token_for};
+use crate::consumer::{PullEnd, Pulled, parse_ack_subject, pull, read_token, token_for};
 use crate::error::NatsError;
+use crate::held::Held;
 use crate::lease::Leases;
 use crate::names::Names;
 use crate::options::{Credentials, NatsOptions};
@@ -42,6 +43,8 @@ struct Inner {
     opts: NatsOptions,
     masked_url: String,
     leases: Leases,
+    /// Deliveries whose lease runs, to drop the server's duplicate copies of them.
+    held: Held,
     /// Consumers known to exist (checked once, then trusted until a pull finds no answer):
     /// JetStream does not answer a pull on a consumer that does not exist.
     known: Mutex<HashSet<Arc<str>>>,
@@ -150,6 +153,7 @@ impl NatsStore {
                 opts,
                 masked_url,
                 leases,
+                held: Held::default(),
                 known: Mutex::new(HashSet::new()),
                 closed: AtomicBool::new(false),
             }),
@@ -268,11 +272,19 @@ impl Inner {
         Ok(())
     }
 
+    /// The delivery `reply` was acked or nacked: a copy of its event is no longer a duplicate.
+    fn release_held(&self, key: &Arc<str>, reply: &str) {
+        if let Some(a) = parse_ack_subject(reply) {
+            self.held.release(key, a.stream_seq);
+        }
+    }
+
     fn forget(&self, key: &str) {
         self.known
             .lock()
             .retain(|k| &**k != key && !k.starts_with(&format!("{key}/")));
         self.leases.forget_consumer(key);
+        self.held.forget_consumer(key);
     }
 
     /// Sends one acknowledgement kind for a delivery and waits for the server to confirm it.
@@ -566,7 +578,18 @@ impl EventStore for NatsStore {
             }
         }
         let mut out = Vec::with_capacity(got.len());
+        let now = Instant::now();
         for p in got {
+            let (seq, delivered) = (p.ack.stream_seq, p.ack.delivered);
+            if !s.held.admit(&key, seq, delivered, now, started + lease) {
+                warn!(
+                    message = "Dropped a duplicate copy of a delivery whose lease still runs (a redelivery bug of nats-server 2.9 and early 2.10).",
+                    cursor = %c,
+                    stream_seq = seq,
+                    delivered
+                );
+                continue;
+            }
             s.leases.track(&p.reply, &key, started, lease);
             if let Some(d) = s.to_delivery(c, p) {
                 out.push(d);
@@ -578,7 +601,7 @@ impl EventStore for NatsStore {
     async fn ack(&self, c: &ConsumerRef, tokens: &[AckToken]) -> StorageResult<()> {
         let s = &self.inner;
         s.check_open()?;
-        let (stream, consumer, _) = s.consumer_key(c);
+        let (stream, consumer, key) = s.consumer_key(c);
         let replies = tokens
             .iter()
             .map(|t| read_token(t, &stream, &consumer))
@@ -589,6 +612,7 @@ impl EventStore for NatsStore {
         s.check_ready()?;
         for r in &replies {
             s.leases.release(r);
+            s.release_held(&key, r);
         }
         let results = join_all(
             replies
@@ -605,10 +629,11 @@ impl EventStore for NatsStore {
     async fn nack(&self, c: &ConsumerRef, token: &AckToken, delay: Duration) -> StorageResult<()> {
         let s = &self.inner;
         s.check_open()?;
-        let (stream, consumer, _) = s.consumer_key(c);
+        let (stream, consumer, key) = s.consumer_key(c);
         let reply = read_token(token, &stream, &consumer)?;
         s.check_ready()?;
         s.leases.release(reply);
+        s.release_held(&key, reply);
         let body = if delay.is_zero() {
             Bytes::from_static(b"-NAK")
         } else {
@@ -644,6 +669,9 @@ impl EventStore for NatsStore {
         for (r, ok) in replies.iter().zip(results) {
             if ok? {
                 s.leases.extended(r, &key, sent, lease);
+                if let Some(a) = parse_ack_subject(r) {
+                    s.held.extend(&key, a.stream_seq, sent + lease);
+                }
             }
         }
         Ok(())

@@ -22,7 +22,7 @@ pub enum RabbitError {
         source: lapin::Error,
     },
     /// The broker refused a publish (a publisher nack) or returned it as unroutable.
-    #[error("the broker did not accept the publish to `{0}`")]
+    #[error("RabbitMQ did not accept the publish to `{0}`")]
     Refused(String),
     /// Something the store reads back from the broker is not what it wrote.
     #[error("unexpected data in `{queue}`: {reason}")]

@@ -345,7 +345,7 @@ impl RabbitStore {
                 Ok(Ok(seq)) => offsets.push(Offset { partition: 0, seq }),
                 Ok(Err(_)) => {
                     return Err(StorageError::Unavailable(format!(
-                        "the broker confirmed the publish to `{topic}` but its offsets could not be read (connection lost)"
+                        "RabbitMQ confirmed the publish to `{topic}` but its offsets could not be read (connection lost)"
                     )));
                 }
                 Err(_) => {

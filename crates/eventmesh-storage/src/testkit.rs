@@ -109,7 +109,8 @@
 //! 4. [`nack_and_lease_redelivery`]: a nacked event does not come back before its delay (400 ms)
 //!    and then comes back with `delivery_count` 2; a zero-delay nack comes back at once with 3;
 //!    after an ack it never comes back. 100 events fetched with a 300 ms lease and not acked come
-//!    back after the lease, each with count 2, then 3. An event whose lease is extended every
+//!    back after the lease, twice, each time with a higher count (2, then 3, unless the broker
+//!    counted a delivery that never reached the store). An event whose lease is extended every
 //!    200 ms (600 ms lease) for longer than the lease does not come back until the extensions stop
 //!    and a lease has passed. A due redelivery is fetched before new events, which follow in
 //!    offset order.

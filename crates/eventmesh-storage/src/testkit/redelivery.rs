@@ -191,18 +191,19 @@ async fn lease_expiry(ctx: &Ctx) -> Result<(), KitFailure> {
                     (lease_end - now).as_millis(),
                     LEASE.as_millis()
                 );
+                // Usually exactly `count + 1`; a broker may also count a delivery that never
+                // reached the store (JetStream: one sent to a pull request that had just expired).
                 ensure!(
-                    d.delivery_count == count + 1,
+                    d.delivery_count > count,
                     NAME,
                     "{c}: event #{idx} (offset {}) delivered with delivery_count {} after {count} deliveries (lease expiries, no ack)",
                     d.offset,
                     d.delivery_count
                 );
-                ensure!(
-                    this_round.insert(idx, d.clone()).is_none(),
-                    NAME,
-                    "{c}: event #{idx} delivered twice within one lease"
-                );
+                // A round lasts until every event came back; on a slow machine that can take
+                // longer than a lease, so an event may come back twice in one round: after its
+                // lease ended (checked above) and with the next count, which is right.
+                this_round.insert(idx, d.clone());
                 state.insert(idx, (d.delivery_count, at + LEASE));
             }
         }
