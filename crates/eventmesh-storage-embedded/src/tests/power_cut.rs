@@ -1,7 +1,7 @@
 //! Randomized power cuts on the simulated disk: under `FsyncPolicy::Batch`, every acknowledged
 //! publish survives, in order, and no corrupt record is served; every acknowledged ack holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use eventmesh_storage::{EventStore, StartFrom};
@@ -15,8 +15,9 @@ use super::*;
 struct Acknowledged {
     /// seq -> event number, for every acknowledged publish.
     published: BTreeMap<u64, u64>,
-    /// Sequence numbers whose ack the store confirmed.
-    acked: BTreeSet<u64>,
+    /// Sequence numbers whose ack the store confirmed → where (`cycle N task|verify`), for the
+    /// failure message.
+    acked: BTreeMap<u64, String>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +96,12 @@ async fn acknowledged_events_survive_random_power_cuts() {
                     if s.ack(&c, &toks).await.is_err() {
                         return;
                     }
-                    state.lock().acked.extend(keep.iter().map(|d| d.offset.seq));
+                    state.lock().acked.extend(keep.iter().map(|d| {
+                        (
+                            d.offset.seq,
+                            format!("cycle {cycle} task, delivery {}", d.delivery_count),
+                        )
+                    }));
                 }
             }));
         }
@@ -184,11 +190,13 @@ async fn verify(
     // Acked events are never delivered again to the cursor. Redelivered ones are acked here.
     let d = s.fetch(c, 2000, LONG, NOW).await.unwrap();
     for d in &d {
-        assert!(
-            !acked.contains(&d.offset.seq),
-            "cycle {cycle}: acked event {} delivered again",
-            d.offset.seq
-        );
+        if let Some(when) = acked.get(&d.offset.seq) {
+            let cursor = s.cursor_info(c).await.ok();
+            panic!(
+                "cycle {cycle}: acked event {} delivered again (delivery {}; its ack: {when}); cursor: {cursor:?}",
+                d.offset.seq, d.delivery_count
+            );
+        }
     }
     let again: Vec<&Delivery> = d.iter().filter(|d| d.delivery_count >= 2).collect();
     s.ack(
@@ -197,8 +205,10 @@ async fn verify(
     )
     .await
     .unwrap();
-    state
-        .lock()
-        .acked
-        .extend(again.iter().map(|d| d.offset.seq));
+    state.lock().acked.extend(again.iter().map(|d| {
+        (
+            d.offset.seq,
+            format!("cycle {cycle} verify, delivery {}", d.delivery_count),
+        )
+    }));
 }
