@@ -1,12 +1,9 @@
 //! `eventmesh pub` and `eventmesh sub` (the real binary, as child processes) against a runtime
 //! in-process on port 0.
 
-use std::io::{Read, Write};
-use std::process::Stdio;
-
 mod common;
 
-use common::{Node, Sub, eventmesh, run_ok, run_refused, wait_exit};
+use common::{Node, Sub, pub_lines, run_ok, run_refused};
 
 #[test]
 fn should_publish_stdin_lines_and_print_them_from_sub() {
@@ -16,25 +13,7 @@ fn should_publish_stdin_lines_and_print_them_from_sub() {
         "--json",
     ]);
 
-    let mut publisher = eventmesh(&["pub", "--server", &node.tcp, "--topic", "T-cli", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("start pub");
-    publisher
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"one\ntwo\n")
-        .expect("write stdin");
-    let status = wait_exit(&mut publisher);
-    let mut stderr = String::new();
-    publisher
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    assert!(status.success(), "pub failed: {stderr}");
+    pub_lines(&node.tcp, "T-cli", &["one", "two"], &String::new);
 
     let printed = sub.printed();
     assert_eq!(printed.len(), 2, "{printed:?}");

@@ -7,7 +7,7 @@ pub mod mesh;
 pub mod nats;
 pub mod serve_store;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -186,6 +186,31 @@ impl Drop for Sub {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `eventmesh pub --server <server> --topic <topic> -` with `lines` on stdin, one per line;
+/// asserts it succeeds (`context` adds to a failure's message).
+pub fn pub_lines(server: &str, topic: &str, lines: &[&str], context: &dyn Fn() -> String) {
+    let mut publisher = eventmesh(&["pub", "--server", server, "--topic", topic, "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start pub");
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    publisher
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let status = wait_exit(&mut publisher);
+    let mut stderr = String::new();
+    publisher
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(status.success(), "pub failed: {stderr}\n{}", context());
 }
 
 /// Runs the binary with `args` and asserts it succeeds; returns its stdout.

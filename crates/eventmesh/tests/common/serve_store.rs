@@ -1,14 +1,13 @@
 //! `eventmesh serve` (the real binary) in front of a real broker, with `eventmesh sub` and
 //! `eventmesh pub` as its clients.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 
 use eventmesh_storage::testkit::process::free_port;
 
-use super::{Sub, eventmesh, lines, wait_exit, wait_for};
+use super::{Sub, eventmesh, lines, pub_lines, wait_exit, wait_for};
 
 /// A running `eventmesh serve --store …`, killed when dropped (a failing test leaves none behind).
 pub struct Serve {
@@ -96,26 +95,7 @@ pub fn carry(
         "sub", "--server", &serve.tcp, "--topic", topic, "--group", group, "--count", &count,
         "--json",
     ]);
-    let mut publisher = eventmesh(&["pub", "--server", &serve.tcp, "--topic", topic, "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("start pub");
-    let input: String = events.iter().map(|e| format!("{e}\n")).collect();
-    publisher
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let status = wait_exit(&mut publisher);
-    let mut stderr = String::new();
-    publisher
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    assert!(status.success(), "pub failed: {stderr}\n{}", context());
+    pub_lines(&serve.tcp, topic, events, context);
     sub.printed_or(&|| {
         format!(
             "serve: {:?}\n{}",
