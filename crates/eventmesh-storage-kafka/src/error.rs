@@ -91,7 +91,7 @@ pub(crate) fn unavailable_code(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-fn is_unavailable(e: &KafkaError) -> bool {
+pub(crate) fn is_unavailable(e: &KafkaError) -> bool {
     e.rdkafka_error_code().is_some_and(unavailable_code)
 }
 

@@ -29,7 +29,9 @@
 //!   acknowledged).
 //! * **Fetch** serves, in this order, the held events whose lease or nack delay has ended
 //!   (delivery count + 1), then new events from the cursor's consumer, in offset order per
-//!   partition. A node consumes only the partitions the group assigned to it.
+//!   partition. A node consumes only the partitions the group assigned to it, through one
+//!   consumer per cursor however many fetches start at once (a second one would join the group
+//!   as another member and start a rebalance).
 //! * **Ack** marks events done, moves the committed offset of each partition to its lowest
 //!   event not yet done, and returns once Kafka recorded the commit (a synchronous
 //!   `OffsetCommit`). Events acked above that floor, and the delivery counts of events handed
@@ -55,7 +57,8 @@
 //! acknowledge within `publish_timeout` fails with
 //! [`StorageError::Unavailable`](eventmesh_storage::StorageError::Unavailable) naming Kafka and
 //! the brokers; so do metadata, offset and commit calls after `request_timeout`. Fetches during
-//! an outage return what is due for redelivery, or nothing.
+//! an outage return what is due for redelivery, or nothing. Metadata requests, which only
+//! read, are sent again when a broker drops the connection, until `request_timeout` is spent.
 
 mod cursor;
 mod error;

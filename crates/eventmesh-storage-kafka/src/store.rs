@@ -17,7 +17,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use tracing::{info, warn};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use crate::cursor::{Cursor, Env, read_token};
 use crate::groups::Groups;
@@ -44,6 +45,12 @@ pub(crate) struct Inner {
     /// Topics known to exist, with their partition counts.
     topics: Mutex<HashMap<String, u32>>,
     cursors: Mutex<HashMap<ConsumerRef, Arc<Cursor>>>,
+    /// Held while a cursor is made, so that concurrent first fetches of one cursor make one
+    /// consumer: a second consumer would join the group as another member and start a
+    /// rebalance that takes partitions from the first.
+    making: tokio::sync::Mutex<()>,
+    /// Consumers made for cursors since the store opened (tests check there is one per cursor).
+    consumers_made: AtomicU32,
     epochs: AtomicU32,
     closed: AtomicBool,
 }
@@ -99,6 +106,8 @@ impl KafkaStore {
                 admin,
                 topics: Mutex::new(HashMap::new()),
                 cursors: Mutex::new(HashMap::new()),
+                making: tokio::sync::Mutex::new(()),
+                consumers_made: AtomicU32::new(0),
                 epochs: AtomicU32::new(seed()),
                 closed: AtomicBool::new(false),
                 opts,
@@ -113,6 +122,13 @@ impl KafkaStore {
             partitions = store.inner.opts.partitions
         );
         Ok(store)
+    }
+
+    /// How many Kafka consumers this store has made for cursors (one per cursor it serves, and
+    /// one more after each seek). For tests.
+    #[doc(hidden)]
+    pub fn consumers_made(&self) -> u32 {
+        self.inner.consumers_made.load(Ordering::Relaxed)
     }
 
     /// The options the store was opened with.
@@ -143,16 +159,30 @@ impl Inner {
         topic: Option<&str>,
         op: &str,
     ) -> StorageResult<Vec<(String, u32)>> {
-        let client = self.producer_handle();
-        let topic = topic.map(str::to_owned);
-        let timeout = self.opts.request_timeout;
-        let md = self
-            .env
-            .blocking(op, move || {
-                client.client().fetch_metadata(topic.as_deref(), timeout)
-            })
-            .await?
-            .map_err(|e| self.env.err(op, e))?;
+        // A metadata request only reads: one the broker dropped (a closed connection, which
+        // tansu does now and then) is sent again until the request timeout is spent.
+        let deadline = Instant::now() + self.opts.request_timeout;
+        let mut pause = Duration::from_millis(20);
+        let md = loop {
+            let client = self.producer_handle();
+            let topic = topic.map(str::to_owned);
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let got = self
+                .env
+                .blocking(op, move || {
+                    client.client().fetch_metadata(topic.as_deref(), timeout)
+                })
+                .await?;
+            match got {
+                Ok(md) => break md,
+                Err(e) if crate::error::is_unavailable(&e) && Instant::now() + pause < deadline => {
+                    debug!(message = "Kafka metadata request failed; retrying.", error = %e, op);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => return Err(self.env.err(op, e)),
+            }
+        };
         Ok(md
             .topics()
             .iter()
@@ -196,6 +226,10 @@ impl Inner {
         if let Some(cur) = self.cursors.lock().get(c) {
             return Ok(cur.clone());
         }
+        let _making = self.making.lock().await;
+        if let Some(cur) = self.cursors.lock().get(c) {
+            return Ok(cur.clone());
+        }
         let kt = self.kafka_topic(&c.topic)?;
         let n = self.partitions(&c.topic, &kt).await?;
         let group = self.names.group(c, &kt);
@@ -203,6 +237,7 @@ impl Inner {
             return Err(StorageError::UnknownConsumer(c.to_string()));
         }
         let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
+        self.consumers_made.fetch_add(1, Ordering::Relaxed);
         let cur = Arc::new(Cursor::new(
             self.env.clone(),
             &self.consumer_config(),

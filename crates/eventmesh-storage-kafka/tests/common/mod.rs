@@ -159,8 +159,19 @@ fn tansu_process(bin: &Path, dir: &Path, port: u16, engine: Engine) -> ChildProc
 }
 
 /// Store options for a test against `url`: unique prefixes, short timeouts.
+///
+/// To see what the clients do, run with `RUST_LOG` (for instance
+/// `RUST_LOG=eventmesh_storage_kafka=debug,librdkafka=debug`) and, for librdkafka's own debug
+/// contexts, `EVENTMESH_TEST_KAFKA_DEBUG` (for instance `cgrp,topic`) and `--nocapture`.
 pub fn test_options(url: &str) -> KafkaOptions {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut o = KafkaOptions::new(url);
+    if let Ok(contexts) = std::env::var("EVENTMESH_TEST_KAFKA_DEBUG") {
+        o.properties.insert("debug".to_owned(), contexts);
+    }
     let tag = rand_u32();
     o.topic_prefix = format!("t{tag:08x}.");
     o.group_prefix = format!("g{tag:08x}.");
