@@ -1,11 +1,12 @@
 //! The properties the fuzz targets check, shared with the corpus replay test
 //! (`tests/fuzz_corpus.rs`) so CI exercises them without cargo-fuzz.
 
-// Each fuzz target uses one of the two checks.
+// Each fuzz target uses one of the checks.
 #![allow(dead_code)]
 
 use bytes::BytesMut;
 use eventmesh_protocol::cloudevents::{decode_batch, decode_event, encode_batch, encode_event};
+use eventmesh_protocol::multipart::{encode_form_data, form_data_boundary, parse_form_data};
 use eventmesh_protocol::tcp::{Dialect, FrameCodec, Package, decode, encode};
 
 /// Feeds `data` to the detecting codec and to each fixed dialect. Nothing may panic; a frame
@@ -54,4 +55,29 @@ pub(crate) fn cloudevent_json(data: &[u8]) {
             events
         );
     }
+}
+
+/// `data` is a content type, a newline, then a body. Nothing may panic; fields that decode must
+/// encode (with a boundary found nowhere in `data`) to a body that decodes to the same fields.
+pub(crate) fn multipart_form(data: &[u8]) {
+    let (content_type, body) = match data.iter().position(|b| *b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&b""[..], data),
+    };
+    let Ok(content_type) = std::str::from_utf8(content_type) else {
+        return;
+    };
+    let Ok(boundary) = form_data_boundary(content_type) else {
+        return;
+    };
+    let Ok(fields) = parse_form_data(body, &boundary) else {
+        return;
+    };
+    let fresh = (0u32..)
+        .map(|n| format!("fuzz-b{n}"))
+        .find(|b| !data.windows(b.len()).any(|w| w == b.as_bytes()))
+        .expect("some boundary is not in the input");
+    let again =
+        parse_form_data(&encode_form_data(&fields, &fresh), &fresh).expect("encoded fields decode");
+    assert_eq!(again, fields);
 }

@@ -10,6 +10,8 @@
 //!   [`tcp::RedirectInfo`], [`tcp::EventMeshMessage`]).
 //! * [`cloudevents`]: the CloudEvents JSON event and batch formats, to and from
 //!   [`eventmesh_core::CloudEvent`] (shared by the TCP and HTTP servers).
+//! * [`multipart`]: `multipart/form-data` bodies, which the HTTP request-code protocol accepts
+//!   beside URL-encoded forms.
 //! * [`convert`]: wire types to and from the domain types of `eventmesh-core`. Wire types never
 //!   leak domain types; only `convert` and `cloudevents` use `eventmesh-core`.
 //!
@@ -94,6 +96,7 @@ pub mod cloudevents;
 pub mod convert;
 mod error;
 mod json;
+pub mod multipart;
 pub mod tcp;
 
 pub use error::{Escaped, ProtocolError};

@@ -53,6 +53,103 @@ fn replay_cloudevent_json_corpus() {
     replay("cloudevent_json", checks::cloudevent_json);
 }
 
+#[test]
+fn replay_multipart_form_corpus() {
+    replay("multipart_form", checks::multipart_form);
+}
+
+/// Multipart seeds: a content type line, then the body.
+fn seed_forms() -> Vec<(&'static str, Vec<u8>)> {
+    let ct = b"multipart/form-data; boundary=B0und\n".as_slice();
+    let part = |headers: &str, content: &str| {
+        format!("--B0und\r\n{headers}\r\n\r\n{content}\r\n").into_bytes()
+    };
+    let end = b"--B0und--\r\n".as_slice();
+    let form = |parts: &[Vec<u8>]| {
+        [
+            &[ct][..],
+            &parts.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            &[end],
+        ]
+        .concat()
+        .concat()
+    };
+    let name = |n: &str| format!("Content-Disposition: form-data; name=\"{n}\"");
+    vec![
+        (
+            "send-async",
+            form(&[
+                part(&name("topic"), "orders"),
+                part(&name("content"), "{\"a\":1}"),
+                part(&name("bizseqno"), "12345678901234567890"),
+            ]),
+        ),
+        (
+            "file-part",
+            form(&[
+                part(
+                    "Content-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream",
+                    "\u{1}\u{2}",
+                ),
+                part(&name("x"), "y"),
+            ]),
+        ),
+        (
+            "quoted-name",
+            form(&[part("content-disposition: form-data; name=\"a\\\"b\"", "v")]),
+        ),
+        (
+            "token-name",
+            form(&[part("Content-Disposition: form-data; name=plain", "v")]),
+        ),
+        ("empty-form", [ct, end].concat()),
+        (
+            "preamble",
+            [
+                ct,
+                b"preamble\r\n".as_slice(),
+                &part(&name("a"), "1"),
+                end,
+                b"epilogue",
+            ]
+            .concat(),
+        ),
+        (
+            "padding",
+            [
+                ct,
+                b"--B0und  \t\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--B0und--"
+                    .as_slice(),
+            ]
+            .concat(),
+        ),
+        (
+            "no-headers",
+            [ct, b"--B0und\r\n\r\nx\r\n--B0und--".as_slice()].concat(),
+        ),
+        (
+            "truncated",
+            [
+                ct,
+                b"--B0und\r\nContent-Disposition: form-data; name=a\r\n\r\n1".as_slice(),
+            ]
+            .concat(),
+        ),
+        (
+            "quoted-boundary",
+            [
+                b"multipart/form-data; boundary=\"a b\"\n".as_slice(),
+                b"--a b\r\nContent-Disposition: form-data; name=k\r\n\r\nv\r\n--a b--".as_slice(),
+            ]
+            .concat(),
+        ),
+        (
+            "not-form-data",
+            b"multipart/mixed; boundary=x\n--x--".to_vec(),
+        ),
+    ]
+}
+
 fn seed_packages() -> Vec<(&'static str, Package)> {
     let ua: UserAgent = serde_json::from_str(
         r#"{"env":"P","subsystem":"5023","path":"/data/app/x","pid":32893,"host":"127.0.0.1","port":8362,"version":"2.0.11","username":"u","password":"p","idc":"FT","group":"EventmeshTest-consumerGroup","purpose":"sub","unack":0}"#,
@@ -193,6 +290,12 @@ fn write_seed_corpus() {
     negative.extend_from_slice(&(-1i32).to_be_bytes());
     negative.extend_from_slice(&5i32.to_be_bytes());
     std::fs::write(frames.join("seed-garbage-negative-length"), &negative).unwrap();
+
+    let forms = corpus_dir("multipart_form");
+    std::fs::create_dir_all(&forms).unwrap();
+    for (name, bytes) in seed_forms() {
+        std::fs::write(forms.join(format!("seed-{name}")), bytes).unwrap();
+    }
 
     let events = corpus_dir("cloudevent_json");
     std::fs::create_dir_all(&events).unwrap();

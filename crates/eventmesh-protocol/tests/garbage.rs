@@ -308,3 +308,36 @@ fn a_bad_header_on_the_first_frame_still_fixes_the_dialect() {
     assert_eq!(codec.dialect(), Some(Dialect::V12));
     assert_eq!(codec.reply_dialect(), Dialect::V12);
 }
+
+/// Multipart bodies built from random fields round-trip; random bytes around a boundary never
+/// panic the decoder.
+mod multipart_forms {
+    use eventmesh_protocol::multipart::{FormField, encode_form_data, parse_form_data};
+    use proptest::prelude::*;
+
+    fn field() -> impl Strategy<Value = FormField> {
+        ("[a-zA-Z0-9_\"\\\\ ]{1,12}", "\\PC{0,40}")
+            .prop_map(|(name, value)| FormField { name, value })
+    }
+
+    proptest! {
+        #[test]
+        fn fields_round_trip(fields in proptest::collection::vec(field(), 0..8)) {
+            let boundary = "proptest-boundary-7f3a";
+            prop_assume!(fields.iter().all(|f| !f.value.contains(boundary)));
+            let body = encode_form_data(&fields, boundary);
+            prop_assert_eq!(parse_form_data(&body, boundary).unwrap(), fields);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(
+            head in proptest::collection::vec(any::<u8>(), 0..64),
+            tail in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let mut body = head;
+            body.extend_from_slice(b"--b\r\n");
+            body.extend_from_slice(&tail);
+            let _ = parse_form_data(&body, "b");
+        }
+    }
+}

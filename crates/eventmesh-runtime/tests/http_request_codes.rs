@@ -101,6 +101,82 @@ async fn should_publish_with_104_and_107_and_push_the_legacy_form_to_a_webhook()
     h.shutdown().await;
 }
 
+/// `multipart/form-data` forms (which the Java runtime's decoder also reads), sent by curl, a
+/// third-party client: a 206 subscribe and a 104 publish whose push arrives intact.
+#[tokio::test]
+async fn should_accept_multipart_forms_from_curl() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no curl on PATH");
+        return;
+    }
+    let (h, _dir) = start(|_| {}).await;
+    let base = base(&h);
+    let mut rx = Receiver::ok().await;
+    let topics = json!([{"topic": "mp-t", "mode": "CLUSTERING", "type": "ASYNC"}]).to_string();
+    let curl = |code: &'static str, fields: Vec<String>| {
+        let base = base.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                let mut cmd = std::process::Command::new("curl");
+                cmd.args([
+                    "-s",
+                    "-S",
+                    "-H",
+                    &format!("code: {code}"),
+                    "-H",
+                    "env: test",
+                ]);
+                for f in fields {
+                    // --form-string: no @file or <file interpretation of the value.
+                    cmd.args(["--form-string", &f]);
+                }
+                cmd.arg(format!("{base}/")).output()
+            })
+            .await
+            .expect("curl task")
+            .expect("run curl");
+            assert!(
+                out.status.success(),
+                "curl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let body: serde_json::Value =
+                serde_json::from_slice(&out.stdout).expect("a JSON answer");
+            assert_eq!(body["retCode"], 0, "{body}");
+        }
+    };
+    curl(
+        "206",
+        vec![
+            format!("url={}", rx.url()),
+            "consumerGroup=mp-g".to_owned(),
+            format!("topic={topics}"),
+        ],
+    )
+    .await;
+    let content = "multi\r\nline; with \"quotes\" and --dashes";
+    curl(
+        "104",
+        vec![
+            "topic=mp-t".to_owned(),
+            format!("content={content}"),
+            "bizseqno=12345678901234567890".to_owned(),
+            "uniqueId=mp-1".to_owned(),
+        ],
+    )
+    .await;
+    let p = rx.next().await;
+    assert_eq!(p.header("code"), Some("105"));
+    let f = p.form();
+    assert_eq!(f["content"], content);
+    assert_eq!(f["uniqueid"], "mp-1");
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn should_publish_a_102_batch_all_or_nothing() {
     let (h, _dir) = start(|c| c.server.http.max_batch_events = 5).await;
@@ -507,18 +583,44 @@ async fn should_refuse_bad_requests_with_a_clear_4xx() {
         .code(&base, "104", &[], &[("topic", "t"), ("content", &huge)])
         .await;
     assert_eq!((r.status, r.ret_code()), (413, 8), "{}", r.body);
-    // Multipart is refused by name.
+    // Multipart other than form-data is refused by name; a broken form-data body is a 400.
     let r = http
         .post(
             &format!("{base}/"),
             &[
                 ("code", "104"),
-                ("content-type", "multipart/form-data; boundary=x"),
+                ("content-type", "multipart/mixed; boundary=x"),
             ],
             "--x--",
         )
         .await;
     assert_eq!(r.status, 415, "{}", r.body);
+    assert!(r.body.contains("multipart/form-data"), "{}", r.body);
+    for (ct, body) in [
+        ("multipart/form-data", "--x--"),
+        (
+            "multipart/form-data; boundary=x",
+            "--x\r\nContent-Disposition: form-data; name=topic\r\n\r\nt",
+        ),
+        (
+            "multipart/form-data; boundary=x",
+            "--x\r\nContent-Type: text/plain\r\n\r\nt\r\n--x--",
+        ),
+    ] {
+        let r = http
+            .post(
+                &format!("{base}/"),
+                &[("code", "104"), ("content-type", ct)],
+                body,
+            )
+            .await;
+        assert!(
+            matches!(r.status, 400 | 415) && r.ret_code() == 7,
+            "{ct} {body:?}: {} {}",
+            r.status,
+            r.body
+        );
+    }
     // GET with the fields in the query string works.
     let r = http
         .send(

@@ -47,6 +47,15 @@ impl Fields {
         Fields { map }
     }
 
+    /// Fields from (name, value) pairs, a `multipart/form-data` body's for instance.
+    pub(crate) fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut map = HashMap::new();
+        for (k, v) in pairs {
+            map.entry(k.to_ascii_lowercase()).or_insert(v);
+        }
+        Fields { map }
+    }
+
     /// The members of a JSON object: strings as they are, other values as their JSON text
     /// (`null` is absent).
     pub(crate) fn from_json_object(obj: &serde_json::Map<String, Value>) -> Self {

@@ -40,6 +40,7 @@ use super::form::{FieldError, Fields, ext_fields};
 use super::listener::Peer;
 use super::routes::{Failure, RET_REQUESTCODE_INVALID, legacy, legacy_failure, read_body};
 use super::webhook::{self, PushFormat, SubscribeRequest};
+use eventmesh_protocol::multipart::{form_data_boundary, parse_form_data};
 
 /// Client headers copied onto events as extensions (never the credentials).
 const EXTENSION_HEADERS: [&str; 10] = [
@@ -157,17 +158,37 @@ pub(super) async fn handle(ctx: &HttpContext, req: Request) -> Response {
     };
     let result = async {
         check_headers(&parts.headers)?;
-        if header(&parts.headers, "content-type")
-            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/"))
-        {
-            return Err(Failure::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                super::routes::RET_BODY_ERR,
-                "multipart bodies are not supported; send application/x-www-form-urlencoded",
-            ));
-        }
+        // Forms come URL-encoded (every Apache EventMesh SDK) or as multipart/form-data, which
+        // the Java runtime's decoder reads too; other multipart types are refused.
+        let boundary = match header(&parts.headers, "content-type") {
+            Some(ct)
+                if ct
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/") =>
+            {
+                Some(form_data_boundary(ct).map_err(|e| {
+                    Failure::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        super::routes::RET_BODY_ERR,
+                        format!(
+                            "{e}; send application/x-www-form-urlencoded or multipart/form-data"
+                        ),
+                    )
+                })?)
+            }
+            _ => None,
+        };
         let body = read_body(body, ctx.options.max_body_bytes).await?;
-        let mut fields = Fields::from_urlencoded(&body);
+        let mut fields = match boundary {
+            None => Fields::from_urlencoded(&body),
+            Some(b) => Fields::from_pairs(
+                parse_form_data(&body, &b)
+                    .map_err(|e| Failure::bad_body(e.to_string()))?
+                    .into_iter()
+                    .map(|f| (f.name, f.value)),
+            ),
+        };
         if let Some(q) = query {
             fields.merge(q);
         }
