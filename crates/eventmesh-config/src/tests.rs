@@ -409,6 +409,21 @@ fn semantic_checks() {
             "must not be empty",
         ),
         (
+            "[server.http.bridge]\ncallback_url = \"ftp://x/y\"",
+            "server.http.bridge.callback_url",
+            "not an http",
+        ),
+        (
+            "[server.http.bridge]\ncallback_url = \"http:///no-host\"",
+            "server.http.bridge.callback_url",
+            "not an http",
+        ),
+        (
+            "[server.http.bridge]\ngroup = \"a b\"",
+            "server.http.bridge.group",
+            "spaces",
+        ),
+        (
             "[limits]\nmax_event_bytes = 2000000000",
             "limits.max_event_bytes",
             "at most",

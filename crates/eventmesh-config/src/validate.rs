@@ -167,6 +167,30 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
     if h.max_batch_events == 0 {
         out.push(issue("server.http.max_batch_events", "must be at least 1"));
     }
+    let cb = &h.bridge.callback_url;
+    let host = cb
+        .strip_prefix("http://")
+        .or_else(|| cb.strip_prefix("https://"))
+        .map(|rest| rest.split('/').next().unwrap_or(""));
+    if !cb.is_empty()
+        && (host.is_none_or(str::is_empty)
+            || cb.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        out.push(issue(
+            "server.http.bridge.callback_url",
+            format!("`{cb}` is not an http:// or https:// URL; use \"\" to derive it"),
+        ));
+    }
+    if h.bridge
+        .group
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        out.push(issue(
+            "server.http.bridge.group",
+            "must not hold spaces or control characters",
+        ));
+    }
     if h.tls.enabled {
         if h.tls.cert_file.is_empty() {
             out.push(issue(

@@ -637,7 +637,8 @@ impl RuntimeBuilder {
                 let bound = http_server::bind(&config).await.map_err(|source| ServerError::Http { source })?;
                 let addrs = (bound.addr(), bound.tls_addr());
                 let ip = node.advertise.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_owned();
-                let options = HttpOptions::from_config(&config, &ip);
+                let tls_on_plain = config.server.http.tls.enabled && config.server.http.tls.listen.is_empty();
+                let options = HttpOptions::from_config(&config, &ip).with_bound_port(addrs.0.port(), tls_on_plain);
                 let ctx = HttpContext::new(core.clone(), store.clone(), meta.clone(), options, connection_slots.clone())
                     .map_err(|source| ServerError::Http { source })?;
                 webhooks = Some(ctx.webhooks().clone());

@@ -31,6 +31,8 @@ pub struct HttpServerConfig {
     pub auth: HttpAuthConfig,
     /// `[server.http.webhook]`.
     pub webhook: WebhookConfig,
+    /// `[server.http.bridge]`.
+    pub bridge: HttpBridgeConfig,
 }
 
 impl Default for HttpServerConfig {
@@ -46,8 +48,24 @@ impl Default for HttpServerConfig {
             tls: HttpTlsConfig::default(),
             auth: HttpAuthConfig::default(),
             webhook: WebhookConfig::default(),
+            bridge: HttpBridgeConfig::default(),
         }
     }
+}
+
+/// `[server.http.bridge]`: mesh-to-mesh bridging (`/eventmesh/subscribe/remote`): this mesh
+/// subscribes on a remote mesh, which pushes the events to this node's
+/// `/eventmesh/bridge/publish`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpBridgeConfig {
+    /// The URL remote meshes push bridged events to. `""`: `http://` + the host of
+    /// `node.advertise` (127.0.0.1 when unset) + the HTTP port + `/eventmesh/bridge/publish`.
+    pub callback_url: String,
+    /// The consumer group this mesh subscribes with on remote meshes; every node of one cluster
+    /// should use the same, so that each event is bridged once. `""`: `server.http.cluster`
+    /// followed by `-bridge`.
+    pub group: String,
 }
 
 /// `[server.http.tls]`: HTTPS with rustls.

@@ -36,6 +36,7 @@
 //!   the dead-letter topic; never twice.
 
 mod auth;
+mod bridge;
 mod cloudevents_binding;
 mod form;
 mod listener;
@@ -88,6 +89,11 @@ pub struct HttpOptions {
     pub webhook: WebhookOptions,
     /// How long connections may finish their requests after shutdown began.
     pub shutdown_grace: Duration,
+    /// The URL remote meshes push bridged events to (`/eventmesh/bridge/publish` of this node);
+    /// `""` until the listener is bound ([`HttpOptions::with_bound_port`]).
+    pub bridge_callback_url: String,
+    /// The consumer group this mesh subscribes with on remote meshes.
+    pub bridge_group: String,
 }
 
 impl Default for HttpOptions {
@@ -112,7 +118,29 @@ impl HttpOptions {
             auth: h.auth.clone(),
             webhook: WebhookOptions::from_config(config),
             shutdown_grace: SHUTDOWN_GRACE.min(config.shutdown.timeout / 4),
+            bridge_callback_url: h.bridge.callback_url.clone(),
+            bridge_group: if h.bridge.group.is_empty() {
+                format!("{}-bridge", h.cluster)
+            } else {
+                h.bridge.group.clone()
+            },
         }
+    }
+
+    /// Derives the bridge callback URL, unless configured, from this node's address and the
+    /// bound HTTP port (`https` when that listener speaks TLS).
+    #[must_use]
+    pub fn with_bound_port(mut self, port: u16, tls: bool) -> Self {
+        if self.bridge_callback_url.is_empty() {
+            let scheme = if tls { "https" } else { "http" };
+            let host = if self.ip.contains(':') && !self.ip.starts_with('[') {
+                format!("[{}]", self.ip)
+            } else {
+                self.ip.clone()
+            };
+            self.bridge_callback_url = format!("{scheme}://{host}:{port}/eventmesh/bridge/publish");
+        }
+        self
     }
 
     pub(crate) fn auth_enabled(&self) -> bool {

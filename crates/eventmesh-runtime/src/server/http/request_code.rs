@@ -26,7 +26,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use eventmesh_core::{CloudEvent, ExtensionValue, GroupName, Topic};
@@ -122,6 +124,76 @@ fn check_headers(headers: &HeaderMap) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The request's form: its body (URL-encoded, as every Apache EventMesh SDK sends it, or
+/// `multipart/form-data`, which the Java runtime's decoder reads too; other multipart types are
+/// refused) merged with the query string.
+pub(crate) async fn read_form(
+    ctx: &HttpContext,
+    parts: &Parts,
+    body: Body,
+) -> Result<Fields, Failure> {
+    let boundary = match header(&parts.headers, "content-type") {
+        Some(ct)
+            if ct
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/") =>
+        {
+            Some(form_data_boundary(ct).map_err(|e| {
+                Failure::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    super::routes::RET_BODY_ERR,
+                    format!("{e}; send application/x-www-form-urlencoded or multipart/form-data"),
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let body = read_body(body, ctx.options.max_body_bytes).await?;
+    let mut fields = match boundary {
+        None => Fields::from_urlencoded(&body),
+        Some(b) => Fields::from_pairs(
+            parse_form_data(&body, &b)
+                .map_err(|e| Failure::bad_body(e.to_string()))?
+                .into_iter()
+                .map(|f| (f.name, f.value)),
+        ),
+    };
+    if let Some(q) = parts.uri.query() {
+        fields.merge(Fields::from_urlencoded(q.as_bytes()));
+    }
+    Ok(fields)
+}
+
+/// Publishes the event of a form push (section 3.2: `topic`, `content`, `bizseqno`,
+/// `uniqueId`, `extFields`; `content` a structured CloudEvent when the `protocoltype` header is
+/// `cloudevents`), as a 104 publish would: what `/eventmesh/bridge/publish` receives from a
+/// remote mesh.
+pub(crate) async fn publish_pushed_form(
+    ctx: &HttpContext,
+    parts: &Parts,
+    body: Body,
+) -> Result<String, Failure> {
+    let fields = read_form(ctx, parts, body).await?;
+    let req = Legacy {
+        ctx,
+        headers: &parts.headers,
+        fields,
+        peer: parts.extensions.get::<Peer>().map(|p| p.0),
+    };
+    if !req.protocol().eq_ignore_ascii_case("cloudevents") {
+        return req.send_async().await;
+    }
+    // The whole event is in `content`: published as it is, without the push's own fields
+    // (`bizseqno`, `uniqueId`, headers) as extensions.
+    let topic = parse_topic(req.fields.required("topic")?, "topic")?;
+    let event = ce_json::decode_event(req.fields.required("content")?.as_bytes())
+        .map_err(|e| format_failure(&e).prefixed("field `content`: "))?;
+    let session = ctx.publishers.get(req.peer, req.producer_group())?;
+    ctx.core.publish(&session, &topic, vec![event]).await?;
+    Ok("success".to_owned())
+}
+
 pub(super) async fn handle(ctx: &HttpContext, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let peer = parts.extensions.get::<Peer>().map(|p| p.0);
@@ -158,40 +230,7 @@ pub(super) async fn handle(ctx: &HttpContext, req: Request) -> Response {
     };
     let result = async {
         check_headers(&parts.headers)?;
-        // Forms come URL-encoded (every Apache EventMesh SDK) or as multipart/form-data, which
-        // the Java runtime's decoder reads too; other multipart types are refused.
-        let boundary = match header(&parts.headers, "content-type") {
-            Some(ct)
-                if ct
-                    .trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("multipart/") =>
-            {
-                Some(form_data_boundary(ct).map_err(|e| {
-                    Failure::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        super::routes::RET_BODY_ERR,
-                        format!(
-                            "{e}; send application/x-www-form-urlencoded or multipart/form-data"
-                        ),
-                    )
-                })?)
-            }
-            _ => None,
-        };
-        let body = read_body(body, ctx.options.max_body_bytes).await?;
-        let mut fields = match boundary {
-            None => Fields::from_urlencoded(&body),
-            Some(b) => Fields::from_pairs(
-                parse_form_data(&body, &b)
-                    .map_err(|e| Failure::bad_body(e.to_string()))?
-                    .into_iter()
-                    .map(|f| (f.name, f.value)),
-            ),
-        };
-        if let Some(q) = query {
-            fields.merge(q);
-        }
+        let fields = read_form(ctx, &parts, body).await?;
         let req = Legacy {
             ctx,
             headers: &parts.headers,

@@ -9,18 +9,19 @@
 //! | `/eventmesh/topic/create` | `{"topic":"T"}` | create a topic in the store |
 //! | `/eventmesh/topic/delete` | `{"topic":"T"}` | delete a topic from the store |
 //! | `/eventmesh/subscription/query` (and the Java spelling `subscrition`) | — | list webhook subscriptions |
+//! | `/eventmesh/subscribe/remote`, `/eventmesh/unsubscribe/remote` | the local ones' plus `remoteMesh` | subscribe on another mesh (see `bridge`) |
+//! | `/eventmesh/bridge/publish` | a form push | an event another mesh pushed, published here |
 //!
-//! The remote subscribe/unsubscribe and `/eventmesh/bridge/publish` (mesh-to-mesh bridging) are
-//! answered 501. JSON keys are matched case-insensitively.
+//! JSON keys are matched case-insensitively.
 
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::Response;
 use eventmesh_core::{ErrorCode, EventMeshError};
 use serde_json::{Map, Value, json};
 
 use super::HttpContext;
+use super::bridge;
 use super::cloudevents_binding;
 use super::form::{FieldError, Fields};
 use super::request_code::{parse_group, parse_topic, subscribe_request, topic_names};
@@ -86,9 +87,15 @@ pub(super) async fn handle(ctx: &HttpContext, route: Route, req: Request) -> Res
                 );
                 Ok(extra)
             }
-            Route::SubscribeRemote | Route::UnsubscribeRemote | Route::BridgePublish => {
-                Err(not_implemented(&parts))
+            Route::SubscribeRemote => {
+                let f = json_fields(ctx, body).await?;
+                bridge::subscribe_remote(ctx, &f).await
             }
+            Route::UnsubscribeRemote => {
+                let f = json_fields(ctx, body).await?;
+                bridge::unsubscribe_remote(ctx, &f).await
+            }
+            Route::BridgePublish => bridge::bridge_publish(ctx, &parts, body).await,
             _ => Err(Failure::new(
                 StatusCode::NOT_FOUND,
                 ErrorCode::UnknownCommand.http_ret_code(),
@@ -104,17 +111,6 @@ pub(super) async fn handle(ctx: &HttpContext, route: Route, req: Request) -> Res
             rest_failure(ctx, &uri, f)
         }
     }
-}
-
-fn not_implemented(parts: &Parts) -> Failure {
-    Failure::new(
-        StatusCode::NOT_IMPLEMENTED,
-        100,
-        format!(
-            "`{}` (mesh-to-mesh bridging) is not implemented by this runtime",
-            parts.uri.path()
-        ),
-    )
 }
 
 /// The body as a JSON object with case-insensitive keys.

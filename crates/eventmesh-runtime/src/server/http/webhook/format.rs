@@ -33,7 +33,9 @@ pub enum PushFormat {
     /// The legacy form push (`eventmeshmessage`): `content` is the data.
     #[default]
     Form,
-    /// The form push with the structured CloudEvent JSON in `content`.
+    /// The form push with the structured CloudEvent JSON in `content`. Named as `format`
+    /// names it; the earlier spelling, which persisted subscriptions may hold, still reads.
+    #[serde(rename = "form-cloudevents", alias = "form-cloud-events")]
     FormCloudEvents,
     /// A binary-mode CloudEvent.
     Binary,

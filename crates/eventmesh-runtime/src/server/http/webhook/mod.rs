@@ -275,6 +275,17 @@ fn meta_err(e: crate::meta::MetaError) -> EventMeshError {
     )
 }
 
+/// Why a call to another mesh failed.
+#[derive(Debug)]
+pub(crate) enum RemoteCallError {
+    /// The URL is not `http[s]://host[:port]/...`.
+    BadUrl(EventMeshError),
+    /// The URL resolves into a denied network.
+    Denied(String),
+    /// Connecting, sending or reading the answer failed, or took longer than the push timeout.
+    Unreachable(String),
+}
+
 /// Checks a subscriber URL's shape: `http[s]://host[:port]/...`.
 fn parse_url(url: &str) -> Result<Uri, EventMeshError> {
     let bad = |why: &str| {
@@ -295,6 +306,38 @@ fn parse_url(url: &str) -> Result<Uri, EventMeshError> {
 }
 
 impl WebhookManager {
+    /// POSTs a JSON `body` to `url` (another mesh) through the push client, so the same deny
+    /// list applies, within the push timeout: the status and the answer's body.
+    pub(crate) async fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(axum::http::StatusCode, Bytes), RemoteCallError> {
+        let uri = parse_url(url).map_err(RemoteCallError::BadUrl)?;
+        let mut req = axum::http::Request::post(uri).header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(http_body_util::Full::new(Bytes::from(body)))
+            .map_err(|e| {
+                RemoteCallError::BadUrl(EventMeshError::new(
+                    ErrorCode::BadRequest,
+                    format!("`{url}`: {e}"),
+                ))
+            })?;
+        match tokio::time::timeout(self.env.push_timeout, self.env.client.send(req)).await {
+            Ok(Ok(a)) => Ok((a.status, a.body)),
+            Ok(Err(client::PushError::Denied(why))) => Err(RemoteCallError::Denied(why)),
+            Ok(Err(e)) => Err(RemoteCallError::Unreachable(e.to_string())),
+            Err(_) => Err(RemoteCallError::Unreachable(format!(
+                "no answer within {:?}",
+                self.env.push_timeout
+            ))),
+        }
+    }
+
     pub(crate) fn new(
         core: Arc<Core>,
         meta: Arc<dyn MetaStore>,
