@@ -151,6 +151,10 @@ pub struct RocketmqStorageConfig {
     pub pull_batch: u32,
     /// The largest message the brokers take (their `maxMessageSize`).
     pub max_message_bytes: usize,
+    /// How often the node serving a cursor renews the broker's lock of the cursor's queue;
+    /// well under the broker's `rocketmq.broker.rebalance.lockMaxLiveTime` (60 s by default).
+    #[serde(with = "humantime_serde")]
+    pub lock_renew: Duration,
     /// `[storage.rocketmq.defibus]`.
     pub defibus: DefibusStorageConfig,
 }
@@ -163,6 +167,7 @@ impl Default for RocketmqStorageConfig {
             request_timeout: Duration::from_secs(3),
             pull_batch: 256,
             max_message_bytes: 4 * 1024 * 1024,
+            lock_renew: Duration::from_secs(15),
             defibus: DefibusStorageConfig::default(),
         }
     }

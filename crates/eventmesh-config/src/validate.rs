@@ -475,6 +475,12 @@ pub(crate) fn check(c: &Config) -> Vec<Issue> {
             "must be at least 100ms",
         ));
     }
+    if m.lock_renew < Duration::from_millis(100) {
+        out.push(issue(
+            "storage.rocketmq.lock_renew",
+            "must be at least 100ms",
+        ));
+    }
     if !(1..=1024).contains(&m.pull_batch) {
         out.push(issue("storage.rocketmq.pull_batch", "must be 1 to 1024"));
     }

@@ -477,6 +477,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>, ServerError>
             options.request_timeout = m.request_timeout;
             options.pull_batch = m.pull_batch;
             options.max_message_bytes = m.max_message_bytes;
+            options.lock_renew = m.lock_renew;
             options.defibus = eventmesh_storage_rocketmq::DefibusOptions {
                 enabled: m.defibus.enabled,
                 cluster: m.defibus.cluster.clone(),

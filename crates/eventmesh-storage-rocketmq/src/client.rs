@@ -484,6 +484,69 @@ impl Clients {
     }
 
     /// A consumer group's offset on a topic's queue 0; `None` when it has none.
+    /// Takes or renews the broker's lock of `topic`'s queue for `group` as `client_id` (the
+    /// rebalance lock of RocketMQ's orderly consumers: held until released or not renewed for
+    /// the broker's `lockMaxLiveTime`, 60 s by default). `false`: another client holds it.
+    pub(crate) async fn lock_queue(
+        &self,
+        group: &str,
+        topic: &str,
+        route: &Route,
+        client_id: &str,
+    ) -> Result<bool, RocketError> {
+        use rocketmq_protocol::protocol::body::request::lock_batch_request_body::LockBatchRequestBody;
+        let mq = MessageQueue::from_parts(topic, route.broker_name.as_str(), 0);
+        let body = LockBatchRequestBody {
+            consumer_group: Some(group.into()),
+            client_id: Some(client_id.into()),
+            only_this_broker: true,
+            mq_set: HashSet::from([mq.clone()]),
+        };
+        let fut = self
+            .handle
+            .lock_batch_mq(&route.broker_addr, body, ms(self.timeout));
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(locked)) => Ok(locked.contains(&mq)),
+            Ok(Err(e)) => Err(RocketError::from_client("locking a cursor's queue", &e)),
+            Err(_) => Err(RocketError::Unavailable(format!(
+                "locking a cursor's queue: no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Releases the lock [`Self::lock_queue`] took, so that another store may take the cursor
+    /// at once.
+    pub(crate) async fn unlock_queue(
+        &self,
+        group: &str,
+        topic: &str,
+        route: &Route,
+        client_id: &str,
+    ) -> Result<(), RocketError> {
+        use rocketmq_protocol::protocol::body::unlock_batch_request_body::UnlockBatchRequestBody;
+        let body = UnlockBatchRequestBody {
+            consumer_group: Some(group.into()),
+            client_id: Some(client_id.into()),
+            only_this_broker: true,
+            mq_set: HashSet::from([MessageQueue::from_parts(
+                topic,
+                route.broker_name.as_str(),
+                0,
+            )]),
+        };
+        let addr: CheetahString = route.broker_addr.as_str().into();
+        let fut = self.handle.unlock_batch_mq(&addr, body, ms(self.timeout));
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(RocketError::from_client("unlocking a cursor's queue", &e)),
+            Err(_) => Err(RocketError::Unavailable(format!(
+                "unlocking a cursor's queue: no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
     pub(crate) async fn consumer_offset(
         &self,
         group: &str,

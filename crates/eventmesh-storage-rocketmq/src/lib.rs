@@ -44,9 +44,13 @@
 //! * **Replay**: [`seek`](eventmesh_storage::EventStore::seek) resets the cursor to the queue's
 //!   lowest offset (`Earliest`), its end (`Latest`), an offset, or the first event stored at or
 //!   after a time (the broker's time index, then each record's ingest time to the millisecond).
-//! * **One server per cursor.** A cursor is served by the store that loaded it. Several mesh
-//!   nodes on one CLUSTERING group would each serve it from its own copy: run one node per
-//!   group (or use NATS JetStream for load sharing across nodes).
+//! * **One server per cursor.** Of all the mesh nodes on a cursor, the one whose store holds
+//!   the broker's lock of the cursor's queue for its group (`LOCK_BATCH_MQ`, RocketMQ's
+//!   orderly-consumer lock, renewed every [`RocketOptions::lock_renew`]) serves it; the others'
+//!   fetches return nothing and their acks fail with `Unavailable`. The lock goes to another
+//!   node at once when the serving store closes or unsubscribes, and after the broker's
+//!   `lockMaxLiveTime` (60 s by default) when it dies. A store that finds its lock taken (it was
+//!   paused for longer than that) drops its copy of the cursor.
 //!
 //! # Broker outages
 //!

@@ -24,6 +24,11 @@ pub struct RocketOptions {
     /// The largest message the brokers take (`maxMessageSize`; 4 MiB by default); a larger
     /// event is refused with `Invalid` before anything is sent.
     pub max_message_bytes: usize,
+    /// How often the store serving a cursor renews the broker's lock of the cursor's queue
+    /// (the one store of all mesh nodes that serves a cursor holds it). Must stay well under the
+    /// broker's `rocketmq.broker.rebalance.lockMaxLiveTime` (60 s by default), after which a
+    /// lock not renewed, of a node that died, goes to another node.
+    pub lock_renew: Duration,
     /// What a DeFiBus broker needs (see [`DefibusOptions`]).
     pub defibus: DefibusOptions,
 }
@@ -70,6 +75,7 @@ impl Default for RocketOptions {
             request_timeout: Duration::from_secs(3),
             pull_batch: 256,
             max_message_bytes: 4 * 1024 * 1024,
+            lock_renew: Duration::from_secs(15),
             defibus: DefibusOptions::default(),
         }
     }
@@ -114,6 +120,11 @@ impl RocketOptions {
                 "pull_batch is {}; use 1 to 1024",
                 self.pull_batch
             )));
+        }
+        if self.lock_renew < Duration::from_millis(100) {
+            return Err(RocketError::Config(
+                "lock_renew must be at least 100ms".to_owned(),
+            ));
         }
         if self.max_message_bytes == 0 {
             return Err(RocketError::Config(

@@ -39,6 +39,9 @@ pub(crate) struct Cursor {
     flushed: tokio::sync::Mutex<(u64, u64)>,
     /// Set when the cursor was unsubscribed or its topic deleted: calls fail.
     gone: Mutex<bool>,
+    /// When this store last got (or renewed) the broker's lock of the cursor's queue; `None`
+    /// once it lost it (another store took the cursor over): calls fail then.
+    locked: Mutex<Option<Instant>>,
 }
 
 /// The pause between two pulls that found nothing, while a fetch waits.
@@ -140,7 +143,33 @@ impl Cursor {
             pull: tokio::sync::Mutex::new(()),
             flushed: tokio::sync::Mutex::new((flushed, 0)),
             gone: Mutex::new(false),
+            locked: Mutex::new(Some(Instant::now())),
         })
+    }
+
+    /// The cursor's consumer group (the name its queue lock is taken under).
+    pub(crate) fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The cursor's data topic.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Whether the queue lock was last renewed `renew` ago or more.
+    pub(crate) fn lock_due(&self, renew: Duration) -> bool {
+        self.locked.lock().is_none_or(|at| at.elapsed() >= renew)
+    }
+
+    /// Records a renewal of the queue lock.
+    pub(crate) fn relocked(&self) {
+        *self.locked.lock() = Some(Instant::now());
+    }
+
+    /// Records that another store holds the queue lock now: this copy of the cursor is stale.
+    pub(crate) fn lost_lock(&self) {
+        *self.locked.lock() = None;
     }
 
     /// The cursor's key as its snapshots carry it.
@@ -151,6 +180,12 @@ impl Cursor {
     fn check(&self) -> StorageResult<()> {
         if *self.gone.lock() {
             return Err(StorageError::UnknownConsumer(self.key.clone()));
+        }
+        if self.locked.lock().is_none() {
+            return Err(StorageError::Unavailable(format!(
+                "cursor {} is served by another store now (it took the RocketMQ queue lock over)",
+                self.key
+            )));
         }
         Ok(())
     }

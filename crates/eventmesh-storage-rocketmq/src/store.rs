@@ -47,9 +47,23 @@ struct Inner {
     clients: Clients,
     closed: AtomicBool,
     writer: u64,
+    /// This store's client id, under which it holds the queue locks of the cursors it serves.
+    instance: String,
     cursors: Mutex<HashMap<ConsumerRef, Arc<Cursor>>>,
     /// Serializes loading cursors, so that one cursor is loaded once.
     loading: tokio::sync::Mutex<()>,
+}
+
+/// The longest a fetch of a cursor another store serves waits before it answers nothing (it
+/// tries to take the cursor at its next call).
+const STANDBY_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether this store serves a cursor.
+enum Served {
+    /// It does: its copy and the routes of its data and state topics.
+    Owner(Arc<Cursor>, Route, Route),
+    /// Another store holds the cursor's queue lock.
+    Standby,
 }
 
 fn now_ms() -> i64 {
@@ -86,6 +100,7 @@ impl Store {
         let instance = format!("eventmesh-{}-{writer:016x}", std::process::id());
         let clients =
             Clients::start(&namesrv, &opts.cluster, &instance, opts.request_timeout).await?;
+        let instance = instance.clone();
         let store = Store {
             inner: Arc::new(Inner {
                 names: Names::new(&opts.prefix),
@@ -93,6 +108,7 @@ impl Store {
                 clients,
                 closed: AtomicBool::new(false),
                 writer,
+                instance,
                 cursors: Mutex::new(HashMap::new()),
                 loading: tokio::sync::Mutex::new(()),
             }),
@@ -190,18 +206,55 @@ impl Inner {
 
     /// The cursor, loaded from the brokers when this store does not serve it yet; `create`
     /// makes it at that position when it does not exist.
+    /// This store's copy of a cursor it serves; `Unavailable` while another store serves it.
     async fn cursor(
         &self,
         c: &ConsumerRef,
         create: Option<StartFrom>,
     ) -> StorageResult<(Arc<Cursor>, Route, Route)> {
+        match self.serve(c, create).await? {
+            Served::Owner(cur, data_route, state_route) => Ok((cur, data_route, state_route)),
+            Served::Standby => Err(StorageError::Unavailable(format!(
+                "cursor {c} is served by another mesh node (it holds the RocketMQ lock of the \
+                 cursor's queue)"
+            ))),
+        }
+    }
+
+    /// Serves a cursor if this store holds (or can take) the broker's lock of its queue for its
+    /// group, loading it the first time; renews the lock every `lock_renew`. A store that finds
+    /// another holding it forgets its own copy: the holder serves the cursor.
+    async fn serve(&self, c: &ConsumerRef, create: Option<StartFrom>) -> StorageResult<Served> {
         let (name, data_route, state, state_route) = self.routes(&c.topic).await?;
-        if let Some(cur) = self.cursors.lock().get(c) {
-            return Ok((cur.clone(), data_route, state_route));
+        let cached = self.cursors.lock().get(c).cloned();
+        if let Some(cur) = cached {
+            if cur.lock_due(self.opts.lock_renew) {
+                if self
+                    .clients
+                    .lock_queue(cur.group(), cur.topic(), &data_route, &self.instance)
+                    .await?
+                {
+                    cur.relocked();
+                } else {
+                    warn!(message = "Another store took a cursor over; this one stops serving it.", cursor = %c);
+                    cur.lost_lock();
+                    self.cursors.lock().remove(c);
+                    return Ok(Served::Standby);
+                }
+            }
+            return Ok(Served::Owner(cur, data_route, state_route));
         }
         let _loading = self.loading.lock().await;
         if let Some(cur) = self.cursors.lock().get(c) {
-            return Ok((cur.clone(), data_route, state_route));
+            return Ok(Served::Owner(cur.clone(), data_route, state_route));
+        }
+        let group = self.cursor_names(c, name.clone(), state.clone())?.group;
+        if !self
+            .clients
+            .lock_queue(&group, &name, &data_route, &self.instance)
+            .await?
+        {
+            return Ok(Served::Standby);
         }
         let n = self.cursor_names(c, name, state)?;
         let key = Cursor::key_of(c);
@@ -240,7 +293,7 @@ impl Inner {
                 .await?;
         }
         self.cursors.lock().insert(c.clone(), cur.clone());
-        Ok((cur, data_route, state_route))
+        Ok(Served::Owner(cur, data_route, state_route))
     }
 
     /// Waits until the name servers route a new topic.
@@ -463,16 +516,24 @@ impl EventStore for Store {
     async fn subscribe(&self, consumer: &ConsumerRef, start: StartFrom) -> StorageResult<()> {
         let s = &self.inner;
         s.check_open()?;
-        s.cursor(consumer, Some(start)).await.map(drop)
+        // A cursor another store serves exists already.
+        s.serve(consumer, Some(start)).await.map(drop)
     }
 
     async fn unsubscribe(&self, consumer: &ConsumerRef) -> StorageResult<()> {
         let s = &self.inner;
         s.check_open()?;
-        let (cur, _, state_route) = s.cursor(consumer, None).await?;
+        let (cur, data_route, state_route) = s.cursor(consumer, None).await?;
         cur.write_deleted(&s.clients, &state_route).await?;
         cur.retire();
         s.cursors.lock().remove(consumer);
+        if let Err(error) = s
+            .clients
+            .unlock_queue(cur.group(), cur.topic(), &data_route, &s.instance)
+            .await
+        {
+            warn!(message = "Could not release an unsubscribed cursor's queue lock.", cursor = %consumer, %error);
+        }
         Ok(())
     }
 
@@ -485,7 +546,14 @@ impl EventStore for Store {
     ) -> StorageResult<Vec<Delivery>> {
         let s = &self.inner;
         s.check_open()?;
-        let (cur, data_route, state_route) = s.cursor(consumer, None).await?;
+        let (cur, data_route, state_route) = match s.serve(consumer, None).await? {
+            Served::Owner(cur, data_route, state_route) => (cur, data_route, state_route),
+            Served::Standby => {
+                // Another node serves the cursor: nothing for this one, until it stops.
+                tokio::time::sleep(wait.min(STANDBY_WAIT)).await;
+                return Ok(Vec::new());
+            }
+        };
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -502,6 +570,9 @@ impl EventStore for Store {
         let s = &self.inner;
         s.check_open()?;
         let parsed = parse_tokens(tokens)?;
+        if parsed.is_empty() {
+            return Ok(());
+        }
         let (cur, data_route, state_route) = s.cursor(consumer, None).await?;
         cur.update(|st| st.ack(&parsed))?;
         cur.persist(&s.clients, &state_route, &data_route).await?;
@@ -581,7 +652,10 @@ impl EventStore for Store {
         for cur in cursors {
             let r = async {
                 let (_, data_route, _, state_route) = s.routes(&cur.consumer.topic).await?;
-                cur.persist(&s.clients, &state_route, &data_route)
+                cur.persist(&s.clients, &state_route, &data_route).await?;
+                // Another node may take the cursor over at once.
+                s.clients
+                    .unlock_queue(cur.group(), cur.topic(), &data_route, &s.instance)
                     .await
                     .map_err(StorageError::from)
             }

@@ -217,6 +217,12 @@ maxIndexNum = 4000
             let mut cmd = Command::new(&bin);
             cmd.env("ROCKETMQ_HOME", &home)
                 .env("ROCKETMQ_SECURITY_PROFILE", "development-insecure-loopback")
+                // Queue locks of a store that died free up after 4 s, not 60 (see
+                // `test_options`' lock_renew).
+                .env(
+                    "rocketmq.broker.rebalance.lockMaxLiveTime",
+                    LOCK_MAX_LIVE.as_millis().to_string(),
+                )
                 .arg("-c")
                 .arg(&conf_path)
                 .arg("-n")
@@ -227,11 +233,16 @@ maxIndexNum = 4000
     )
 }
 
-/// Store options for a test: a unique prefix, short timeouts.
+/// How long the test broker keeps a queue lock that is not renewed.
+pub const LOCK_MAX_LIVE: Duration = Duration::from_secs(4);
+
+/// Store options for a test: a unique prefix, short timeouts, queue locks renewed every second
+/// (the test broker lets them go after [`LOCK_MAX_LIVE`]).
 pub fn test_options(url: &str) -> RocketOptions {
     let mut o = RocketOptions::new(url);
     o.prefix = format!("T{:08x}", rand::random::<u32>());
     o.request_timeout = Duration::from_secs(3);
+    o.lock_renew = Duration::from_secs(1);
     o
 }
 

@@ -113,3 +113,109 @@ async fn topics_with_any_name_round_trip_and_cursors_move_between_stores() {
     ));
     other.close().await.expect("close");
 }
+
+/// Fetches from `store` until it has `want` events or `within` passed, acking each batch.
+async fn drain(
+    store: &RocketStore,
+    c: &ConsumerRef,
+    want: usize,
+    within: Duration,
+) -> Vec<(u64, u32)> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + within;
+    while seen.len() < want && Instant::now() < deadline {
+        let batch = store
+            .fetch(
+                c,
+                want - seen.len(),
+                Duration::from_secs(30),
+                Duration::from_millis(500),
+            )
+            .await
+            .expect("fetch");
+        let tokens: Vec<_> = batch.iter().map(|d| d.token.clone()).collect();
+        if !tokens.is_empty() {
+            store.ack(c, &tokens).await.expect("ack");
+        }
+        seen.extend(batch.into_iter().map(|d| (d.offset.seq, d.delivery_count)));
+    }
+    seen
+}
+
+/// Two mesh nodes (two stores) on one CLUSTERING cursor: the one holding the broker's queue
+/// lock serves it, the other gets nothing (and `Unavailable` for acks) until the first closes
+/// (and releases the lock) or dies (and the broker lets the lock go), then takes over from the
+/// last snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_store_serves_a_cursor_and_another_takes_over_when_it_goes() {
+    let broker = common::RocketBroker::start();
+    let opts = common::test_options(&broker.url());
+    let a = common::open_store(opts.clone())
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}\n{}", broker.log_tail()));
+    let b = common::open_store(opts.clone()).await.expect("open b");
+    let topic = Topic::new("locked").expect("topic");
+    a.create_topic(&topic).await.expect("create");
+    let c = ConsumerRef::clustering(topic.clone(), GroupName::new("g").expect("group"));
+    a.subscribe(&c, StartFrom::Earliest)
+        .await
+        .expect("subscribe a");
+    b.subscribe(&c, StartFrom::Earliest)
+        .await
+        .expect("subscribe b (standby)");
+    let records: Vec<EventRecord> = (0..30).map(|n| record(&topic, n)).collect();
+    let offsets = store_publish(&a, &topic, &records).await;
+
+    // A serves: it gets the first ten; B, fetching at the same time, gets nothing.
+    let got = a
+        .fetch(&c, 10, Duration::from_secs(30), Duration::from_secs(5))
+        .await
+        .expect("fetch a");
+    assert_eq!(got.len(), 10);
+    for _ in 0..3 {
+        let none = b
+            .fetch(&c, 10, Duration::from_secs(30), Duration::from_millis(300))
+            .await
+            .expect("fetch b");
+        assert!(none.is_empty(), "a standby store delivered {none:?}");
+    }
+    let tokens: Vec<_> = got.iter().map(|d| d.token.clone()).collect();
+    assert!(matches!(
+        b.ack(&c, &tokens).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    a.ack(&c, &tokens[..5]).await.expect("ack a");
+
+    // A closes: B takes over at once; the five handed out and not acked come back (count 2),
+    // then the rest.
+    a.close().await.expect("close a");
+    let seen = drain(&b, &c, 10, Duration::from_secs(10)).await;
+    let want: Vec<(u64, u32)> = offsets[5..10]
+        .iter()
+        .map(|o| (o.seq, 2))
+        .chain(offsets[10..15].iter().map(|o| (o.seq, 1)))
+        .collect();
+    assert_eq!(seen, want);
+
+    // B dies (dropped, no close): a third store waits for the broker to let B's lock go.
+    drop(b);
+    let c3 = common::open_store(opts).await.expect("open c");
+    let started = Instant::now();
+    let seen = drain(&c3, &c, 15, common::LOCK_MAX_LIVE * 5).await;
+    let want: Vec<(u64, u32)> = offsets[15..].iter().map(|o| (o.seq, 1)).collect();
+    assert_eq!(seen, want);
+    assert!(
+        started.elapsed() >= common::LOCK_MAX_LIVE / 2,
+        "took over after {:?}, before the dead store's lock could expire",
+        started.elapsed()
+    );
+    c3.close().await.expect("close c");
+}
+
+async fn store_publish(
+    store: &RocketStore,
+    topic: &Topic,
+    records: &[EventRecord],
+) -> Vec<eventmesh_storage::Offset> {
+    store.publish(topic, records).await.expect("publish")
+}

@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use eventmesh_storage::testkit::StoreFactory;
 use eventmesh_storage::{EventStore, StorageError, StorageResult};
 use eventmesh_storage_rocketmq::RocketOptions;
-pub use eventmesh_storage_rocketmq::test_broker::{RocketBroker, binary, open_store, test_options};
+pub use eventmesh_storage_rocketmq::test_broker::{
+    LOCK_MAX_LIVE, RocketBroker, binary, open_store, test_options,
+};
 
 /// The conformance kit's factory: one private broker, a store per open on the same prefix.
 pub struct RocketFactory {

@@ -49,6 +49,8 @@ impl Serve {
             "127.0.0.1:0",
         ])
         .env("EVENTMESH_LOG__LEVEL", "info")
+        // The RocketMQ test broker lets queue locks go after 4 s: renew them well within that.
+        .env("EVENTMESH_STORAGE__ROCKETMQ__LOCK_RENEW", "1s")
         .spawn()
         .expect("start serve");
         let log = lines(child.stderr.take().expect("stderr"));
