@@ -43,7 +43,10 @@ pub(crate) struct Clients {
     owner: Mutex<Option<RuntimeOwner>>,
     runtime: Arc<ClientRuntime>,
     handle: ClientInstanceHandle,
-    producer: DefaultMQProducer,
+    /// Producers on their own client instances (connections), used in turn: one producer
+    /// sends one request at a time.
+    producers: Vec<DefaultMQProducer>,
+    next_producer: std::sync::atomic::AtomicUsize,
     admin: tokio::sync::Mutex<DefaultMQAdminExt>,
     timeout: Duration,
     cluster: String,
@@ -51,6 +54,9 @@ pub(crate) struct Clients {
     /// while the name servers no longer route the topic (they drop a dead broker's topics).
     routes: Mutex<HashMap<String, (Route, bool)>>,
 }
+
+/// Producers sending at once (each on its own connection).
+const PRODUCERS: usize = 4;
 
 /// How often the clients refresh topic routes from the name servers, in milliseconds.
 const ROUTE_POLL_MS: u32 = 10_000;
@@ -93,8 +99,7 @@ impl Clients {
         // Routes are polled every 10 s, the client's minimum (its default is 30 s): a broker
         // that restarts is used again soon after it registers with the name servers.
         config.set_poll_name_server_interval(ROUTE_POLL_MS);
-        let mut producer_config = config.clone();
-        producer_config.set_instance_name(format!("{instance}-p").into());
+        let base_config = config.clone();
         config.set_instance_name(format!("{instance}-h").into());
         let handle = ClientInstanceHandle::get_or_create(&runtime, rand::random(), config, None)
             .map_err(|e| RocketError::from_client("starting the client", &e))?;
@@ -104,18 +109,24 @@ impl Clients {
             .map_err(|e| RocketError::from_client("starting the client", &e))?;
 
         let send_timeout = u32::try_from(ms(timeout)).unwrap_or(u32::MAX);
-        let mut producer = DefaultMQProducer::builder(runtime.clone())
-            .client_config(producer_config)
-            .producer_group(format!("{instance}-producer"))
-            .name_server_addr(namesrv.to_owned())
-            .send_msg_timeout(send_timeout)
-            .retry_times_when_send_failed(0)
-            .max_message_size(64 * 1024 * 1024)
-            .build();
-        producer
-            .start()
-            .await
-            .map_err(|e| RocketError::from_client("starting the producer", &e))?;
+        let mut producers = Vec::with_capacity(PRODUCERS);
+        for n in 0..PRODUCERS {
+            let mut producer_config = base_config.clone();
+            producer_config.set_instance_name(format!("{instance}-p{n}").into());
+            let mut producer = DefaultMQProducer::builder(runtime.clone())
+                .client_config(producer_config)
+                .producer_group(format!("{instance}-producer"))
+                .name_server_addr(namesrv.to_owned())
+                .send_msg_timeout(send_timeout)
+                .retry_times_when_send_failed(0)
+                .max_message_size(64 * 1024 * 1024)
+                .build();
+            producer
+                .start()
+                .await
+                .map_err(|e| RocketError::from_client("starting the producer", &e))?;
+            producers.push(producer);
+        }
 
         let mut admin = DefaultMQAdminExt::with_timeout(runtime.clone(), timeout);
         admin.set_namesrv_addr(namesrv);
@@ -128,7 +139,8 @@ impl Clients {
             owner: Mutex::new(Some(owner)),
             runtime,
             handle,
-            producer,
+            producers,
+            next_producer: std::sync::atomic::AtomicUsize::new(0),
             admin: tokio::sync::Mutex::new(admin),
             timeout,
             cluster: cluster.to_owned(),
@@ -329,14 +341,17 @@ impl Clients {
     ) -> Result<u64, RocketError> {
         let mq = MessageQueue::from_parts(topic, route.broker_name.as_str(), 0);
         let n = messages.len();
+        let producer = &self.producers[self
+            .next_producer
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.producers.len()];
         let result = if n == 1 {
             let Some(m) = messages.into_iter().next() else {
                 return Err(RocketError::Config("empty batch".to_owned()));
             };
             self.call(
                 "publishing",
-                self.producer
-                    .send_to_queue_with_timeout(m, mq, ms(self.timeout)),
+                producer.send_to_queue_with_timeout(m, mq, ms(self.timeout)),
             )
             .await?
             .ok_or_else(|| RocketError::Protocol {
@@ -346,8 +361,7 @@ impl Clients {
         } else {
             self.call(
                 "publishing",
-                self.producer
-                    .send_batch_to_queue_with_timeout(messages, mq, ms(self.timeout)),
+                producer.send_batch_to_queue_with_timeout(messages, mq, ms(self.timeout)),
             )
             .await?
         };

@@ -20,7 +20,9 @@
 //!
 //! # Guarantees and how they are met
 //!
-//! * **Publish** returns once the broker answered `SEND_OK` for every event (stored under the
+//! * **Publish** goes through a pool of producers, each on its own client instance and
+//!   connection (one producer sends one request at a time), and returns once the broker
+//!   answered `SEND_OK` for every event (stored under the
 //!   broker's flush policy: `ASYNC_FLUSH` by default, so an acknowledged event survives a
 //!   broker process crash but not a power cut unless the broker uses `SYNC_FLUSH`). A batch that
 //!   fits in one broker message (`max_message_bytes`) is sent as one RocketMQ batch message,

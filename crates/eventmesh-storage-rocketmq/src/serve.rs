@@ -203,6 +203,13 @@ impl Cursor {
         data_route: &Route,
     ) -> Result<(), RocketError> {
         let mut flushed = self.flushed.lock().await;
+        if self.locked.lock().is_none() {
+            // Another store serves the cursor now: its snapshots are the cursor's state.
+            return Err(RocketError::Unavailable(format!(
+                "cursor {} is served by another store now; this one's changes are not written",
+                self.key
+            )));
+        }
         let (snap, committed) = {
             let st = self.st.lock();
             if st.version <= flushed.0 {
