@@ -391,6 +391,51 @@ fn should_run_the_same_workload_directly_against_redis_with_direct() {
 }
 
 #[test]
+fn should_run_the_same_workload_directly_against_kafka_with_direct() {
+    let node = Node::start();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // Declared after `dir`: killed before its directory is removed.
+    let (port, _tansu) = common::tansu::start_tansu(dir.path());
+    let url = format!("kafka://127.0.0.1:{port}");
+    for (scenario, fan) in [("pubsub", 1), ("fanout", 2)] {
+        let v = direct_report(
+            &[
+                scenario,
+                "--duration",
+                "1s",
+                "--subscribers",
+                "2",
+                "--addr",
+                &node.tcp,
+            ],
+            &url,
+            fan,
+            "kafka",
+            "acks=all",
+        );
+        assert_eq!(v["direct"]["addr"], url.as_str(), "{v}");
+    }
+    let v = direct_report(
+        &[
+            "pub",
+            "--protocol",
+            "grpc",
+            "--batch",
+            "10",
+            "--count",
+            "500",
+            "--addr",
+            &node.grpc,
+        ],
+        &url,
+        1,
+        "kafka",
+        "idempotent",
+    );
+    assert_eq!(v["direct"]["published"], 500, "{v}");
+}
+
+#[test]
 fn should_run_the_same_workload_directly_against_rabbitmq_with_direct() {
     let node = Node::start();
     // The machine's RabbitMQ; every run declares its own exchange and queues (named after a

@@ -7,6 +7,7 @@
 //! * [`nats`] — `nats://host:port`: NATS JetStream with async-nats.
 //! * [`redis`] — `redis://host:port` (`rediss://` too): a Redis stream with the `redis` crate.
 //! * [`amqp`] — `amqp://user:pass@host:port[/vhost]`: RabbitMQ with lapin.
+//! * [`kafka`] — `kafka://host:port[,host:port…]`: Kafka with rdkafka.
 //!
 //! Every broker does the same: a fresh stream (or queues) per run, every publish awaited (with
 //! `--batch N`, the N publishes of a batch go out together and are awaited together), subscribers
@@ -14,6 +15,7 @@
 //! and whatever the run created deleted afterwards.
 
 mod amqp;
+mod kafka;
 mod nats;
 mod redis;
 
@@ -33,18 +35,20 @@ pub(crate) enum Direct {
     Nats(nats::Nats),
     Redis(redis::Redis),
     Amqp(amqp::Amqp),
+    Kafka(kafka::Kafka),
 }
 
 impl Direct {
-    /// Connects to `url`: `nats://`, `redis://` (or `rediss://`) or `amqp://`.
+    /// Connects to `url`: `nats://`, `redis://` (or `rediss://`), `amqp://` or `kafka://`.
     pub(crate) async fn connect(url: &str) -> Result<Direct, BenchError> {
         let scheme = url.split_once("://").map_or("", |(s, _)| s);
         match scheme {
             "nats" => Ok(Direct::Nats(nats::Nats::connect(url).await?)),
             "redis" | "rediss" => Ok(Direct::Redis(redis::Redis::connect(url).await?)),
             "amqp" => Ok(Direct::Amqp(amqp::Amqp::connect(url).await?)),
+            "kafka" => Ok(Direct::Kafka(kafka::Kafka::connect(url).await?)),
             _ => Err(BenchError::Unsupported(format!(
-                "--direct {}: the broker URL must start with nats://, redis:// or amqp://",
+                "--direct {}: the broker URL must start with nats://, redis://, amqp:// or kafka://",
                 mask_url(url)
             ))),
         }
@@ -56,6 +60,7 @@ impl Direct {
             Direct::Nats(d) => mask_url(d.url()),
             Direct::Redis(d) => mask_url(d.url()),
             Direct::Amqp(d) => mask_url(d.url()),
+            Direct::Kafka(d) => mask_url(d.url()),
         }
     }
 
@@ -65,6 +70,7 @@ impl Direct {
             Direct::Nats(_) => "nats-jetstream",
             Direct::Redis(_) => "redis-streams",
             Direct::Amqp(_) => "rabbitmq-amqp",
+            Direct::Kafka(_) => "kafka",
         }
     }
 
@@ -74,6 +80,7 @@ impl Direct {
             Direct::Nats(_) => nats::SETTINGS.to_owned(),
             Direct::Redis(d) => d.settings(),
             Direct::Amqp(d) => d.settings(),
+            Direct::Kafka(_) => kafka::SETTINGS.to_owned(),
         }
     }
 
@@ -89,6 +96,7 @@ impl Direct {
             Direct::Nats(d) => DirectTopic::Nats(Box::new(d.prepare(topic).await?)),
             Direct::Redis(d) => DirectTopic::Redis(d.prepare(topic).await?),
             Direct::Amqp(d) => DirectTopic::Amqp(d.prepare(topic, retain_unread).await?),
+            Direct::Kafka(d) => DirectTopic::Kafka(d.prepare(topic).await?),
         })
     }
 }
@@ -99,6 +107,7 @@ pub(crate) enum DirectTopic {
     Nats(Box<nats::NatsTopic>),
     Redis(redis::RedisTopic),
     Amqp(amqp::AmqpTopic),
+    Kafka(kafka::KafkaTopic),
 }
 
 impl DirectTopic {
@@ -108,6 +117,7 @@ impl DirectTopic {
             DirectTopic::Nats(t) => t.publish(data, count).await,
             DirectTopic::Redis(t) => t.publish(data, count).await,
             DirectTopic::Amqp(t) => t.publish(data, count).await,
+            DirectTopic::Kafka(t) => t.publish(data, count).await,
         }
     }
 
@@ -124,6 +134,7 @@ impl DirectTopic {
             DirectTopic::Nats(t) => t.subscribe(group, stop, on_event).await,
             DirectTopic::Redis(t) => t.subscribe(group, stop, on_event).await,
             DirectTopic::Amqp(t) => t.subscribe(group, stop, on_event).await,
+            DirectTopic::Kafka(t) => t.subscribe(group, stop, on_event).await,
         }
     }
 
@@ -133,6 +144,7 @@ impl DirectTopic {
             DirectTopic::Nats(t) => t.remove().await,
             DirectTopic::Redis(t) => t.remove().await,
             DirectTopic::Amqp(t) => t.remove().await,
+            DirectTopic::Kafka(t) => t.remove().await,
         }
     }
 }

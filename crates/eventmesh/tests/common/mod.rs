@@ -6,6 +6,7 @@
 pub mod mesh;
 pub mod nats;
 pub mod serve_store;
+pub mod tansu;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
