@@ -256,9 +256,42 @@ impl Inner {
         {
             return Ok(Served::Standby);
         }
+        match self
+            .load(c, create, (name.clone(), state), &data_route, &state_route)
+            .await
+        {
+            Ok(cur) => {
+                self.cursors.lock().insert(c.clone(), cur.clone());
+                Ok(Served::Owner(cur, data_route, state_route))
+            }
+            Err(e) => {
+                // Not served here after all (no such cursor, or the broker failed): another
+                // node may take it at once.
+                if let Err(error) = self
+                    .clients
+                    .unlock_queue(&group, &name, &data_route, &self.instance)
+                    .await
+                {
+                    warn!(message = "Could not release a cursor's queue lock.", cursor = %c, %error);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Loads a cursor from what the brokers hold (creating it with `create` when there is
+    /// none), under its queue lock.
+    async fn load(
+        &self,
+        c: &ConsumerRef,
+        create: Option<StartFrom>,
+        (name, state): (String, String),
+        data_route: &Route,
+        state_route: &Route,
+    ) -> StorageResult<Arc<Cursor>> {
         let n = self.cursor_names(c, name, state)?;
         let key = Cursor::key_of(c);
-        let stored = Cursor::stored(&self.clients, &key, &n, &state_route, &data_route).await?;
+        let stored = Cursor::stored(&self.clients, &key, &n, state_route, data_route).await?;
         let now = Instant::now();
         let (st, fresh) = match stored {
             Stored::Snapshot(snap) => (CursorState::restore(&snap, now, TOKENS), false),
@@ -279,21 +312,19 @@ impl Inner {
                 let Some(start) = create else {
                     return Err(StorageError::UnknownConsumer(key));
                 };
-                let at = self.attach(&n.topic, &data_route, start).await?;
+                let at = self.attach(&n.topic, data_route, start).await?;
                 (CursorState::new(at, TOKENS), true)
             }
         };
         if fresh {
-            create_groups(self, &n.group, &data_route, &state_route).await?;
+            create_groups(self, &n.group, data_route, state_route).await?;
         }
         let flushed = if fresh { 0 } else { st.version };
         let cur = Cursor::new(c.clone(), n, self.writer, st, flushed);
         if fresh {
-            cur.persist(&self.clients, &state_route, &data_route)
-                .await?;
+            cur.persist(&self.clients, state_route, data_route).await?;
         }
-        self.cursors.lock().insert(c.clone(), cur.clone());
-        Ok(Served::Owner(cur, data_route, state_route))
+        Ok(cur)
     }
 
     /// Waits until the name servers route a new topic.

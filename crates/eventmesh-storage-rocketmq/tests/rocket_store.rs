@@ -219,3 +219,36 @@ async fn store_publish(
 ) -> Vec<eventmesh_storage::Offset> {
     store.publish(topic, records).await.expect("publish")
 }
+
+/// A store asking for a cursor that does not exist does not keep its queue lock: another store
+/// creates and serves the cursor at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn asking_for_an_unknown_cursor_leaves_its_lock_free() {
+    let broker = common::RocketBroker::start();
+    let opts = common::test_options(&broker.url());
+    let a = common::open_store(opts.clone())
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}\n{}", broker.log_tail()));
+    let b = common::open_store(opts).await.expect("open b");
+    let topic = Topic::new("unknown-first").expect("topic");
+    a.create_topic(&topic).await.expect("create");
+    let c = ConsumerRef::clustering(topic.clone(), GroupName::new("late").expect("group"));
+    assert!(matches!(
+        a.fetch(&c, 1, Duration::from_secs(30), Duration::ZERO)
+            .await,
+        Err(StorageError::UnknownConsumer(_))
+    ));
+    b.subscribe(&c, StartFrom::Earliest)
+        .await
+        .expect("subscribe b");
+    b.publish(&topic, &[record(&topic, 0)])
+        .await
+        .expect("publish");
+    let got = b
+        .fetch(&c, 1, Duration::from_secs(30), Duration::from_secs(2))
+        .await
+        .expect("fetch b");
+    assert_eq!(got.len(), 1, "b must serve the cursor it created");
+    a.close().await.expect("close a");
+    b.close().await.expect("close b");
+}

@@ -433,6 +433,21 @@ fn should_run_the_same_workload_directly_against_kafka_with_direct() {
         "idempotent",
     );
     assert_eq!(v["direct"]["published"], 500, "{v}");
+    // No broker there: a failed run (exit 1) naming the URL.
+    let out = bench(&[
+        "pub",
+        "--addr",
+        &node.tcp,
+        "--direct",
+        "kafka://127.0.0.1:1",
+        "--count",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot connect to kafka://127.0.0.1:1"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -486,7 +501,7 @@ fn should_run_the_same_workload_directly_against_rabbitmq_with_direct() {
         "--addr",
         &node.tcp,
         "--direct",
-        "kafka://127.0.0.1:1",
+        "mqtt://127.0.0.1:1",
         "--count",
         "1",
     ]);

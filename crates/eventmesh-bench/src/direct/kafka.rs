@@ -30,6 +30,8 @@ pub(crate) const SETTINGS: &str = "Kafka via rdkafka (bundled librdkafka): one p
 
 /// How long admin and produce calls may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the brokers may take to answer when connecting.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A Kafka connection.
 pub(crate) struct Kafka {
@@ -65,7 +67,7 @@ impl Kafka {
             .create()
             .map_err(cant)?;
         let probe = producer.clone();
-        tokio::task::spawn_blocking(move || probe.client().fetch_metadata(None, TIMEOUT))
+        tokio::task::spawn_blocking(move || probe.client().fetch_metadata(None, CONNECT_TIMEOUT))
             .await
             .map_err(|e| BenchError::Direct(e.to_string()))?
             .map_err(cant)?;
