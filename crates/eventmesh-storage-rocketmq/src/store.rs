@@ -248,7 +248,8 @@ impl Inner {
         if let Some(cur) = self.cursors.lock().get(c) {
             return Ok(Served::Owner(cur.clone(), data_route, state_route));
         }
-        let group = self.cursor_names(c, name.clone(), state.clone())?.group;
+        let n = self.cursor_names(c, name.clone(), state)?;
+        let group = n.group.clone();
         if !self
             .clients
             .lock_queue(&group, &name, &data_route, &self.instance)
@@ -256,10 +257,7 @@ impl Inner {
         {
             return Ok(Served::Standby);
         }
-        match self
-            .load(c, create, (name.clone(), state), &data_route, &state_route)
-            .await
-        {
+        match self.load(c, create, n, &data_route, &state_route).await {
             Ok(cur) => {
                 self.cursors.lock().insert(c.clone(), cur.clone());
                 Ok(Served::Owner(cur, data_route, state_route))
@@ -285,11 +283,10 @@ impl Inner {
         &self,
         c: &ConsumerRef,
         create: Option<StartFrom>,
-        (name, state): (String, String),
+        n: CursorNames,
         data_route: &Route,
         state_route: &Route,
     ) -> StorageResult<Arc<Cursor>> {
-        let n = self.cursor_names(c, name, state)?;
         let key = Cursor::key_of(c);
         let stored = Cursor::stored(&self.clients, &key, &n, state_route, data_route).await?;
         let now = Instant::now();

@@ -341,13 +341,18 @@ fn direct_report(
     v
 }
 
-#[test]
-fn should_run_the_same_workload_directly_against_redis_with_direct() {
-    let node = Node::start();
-    let dir = tempfile::tempdir().expect("a temp dir");
-    // Declared after `dir`: killed before its directory is removed.
-    let (port, _redis) = start_redis(dir.path());
-    let url = format!("redis://127.0.0.1:{port}");
+/// The direct suite every broker runs: `pubsub` and `fanout` over TCP with 2 subscribers (every
+/// direct event delivered to each group, `stream_settings` in the settings, the report's direct
+/// `addr` equal to `shown_url`), then 500 gRPC publishes in batches of 10 (`batch_settings` in
+/// the settings).
+fn direct_suite(
+    node: &Node,
+    url: &str,
+    shown_url: &str,
+    protocol: &str,
+    stream_settings: &str,
+    batch_settings: &str,
+) {
     for (scenario, fan) in [("pubsub", 1), ("fanout", 2)] {
         let v = direct_report(
             &[
@@ -359,14 +364,13 @@ fn should_run_the_same_workload_directly_against_redis_with_direct() {
                 "--addr",
                 &node.tcp,
             ],
-            &url,
+            url,
             fan,
-            "redis-streams",
-            "appendfsync everysec",
+            protocol,
+            stream_settings,
         );
-        assert_eq!(v["direct"]["addr"], url.as_str(), "{v}");
+        assert_eq!(v["direct"]["addr"], shown_url, "{v}");
     }
-    // --batch: a pipeline of XADDs per batch.
     let v = direct_report(
         &[
             "pub",
@@ -379,12 +383,30 @@ fn should_run_the_same_workload_directly_against_redis_with_direct() {
             "--addr",
             &node.grpc,
         ],
-        &url,
+        url,
         1,
-        "redis-streams",
-        "XADD",
+        protocol,
+        batch_settings,
     );
     assert_eq!(v["direct"]["published"], 500, "{v}");
+}
+
+#[test]
+fn should_run_the_same_workload_directly_against_redis_with_direct() {
+    let node = Node::start();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // Declared after `dir`: killed before its directory is removed.
+    let (port, _redis) = start_redis(dir.path());
+    let url = format!("redis://127.0.0.1:{port}");
+    // --batch: a pipeline of XADDs per batch.
+    direct_suite(
+        &node,
+        &url,
+        &url,
+        "redis-streams",
+        "appendfsync everysec",
+        "XADD",
+    );
     // The run's streams are gone.
     let keys = tcp_exchange(port, b"KEYS eventmesh-bench:*\r\n").expect("a KEYS reply");
     assert_eq!(keys, b"*0\r\n", "{}", String::from_utf8_lossy(&keys));
@@ -397,42 +419,7 @@ fn should_run_the_same_workload_directly_against_kafka_with_direct() {
     // Declared after `dir`: killed before its directory is removed.
     let (port, _tansu) = common::tansu::start_tansu(dir.path());
     let url = format!("kafka://127.0.0.1:{port}");
-    for (scenario, fan) in [("pubsub", 1), ("fanout", 2)] {
-        let v = direct_report(
-            &[
-                scenario,
-                "--duration",
-                "1s",
-                "--subscribers",
-                "2",
-                "--addr",
-                &node.tcp,
-            ],
-            &url,
-            fan,
-            "kafka",
-            "acks=all",
-        );
-        assert_eq!(v["direct"]["addr"], url.as_str(), "{v}");
-    }
-    let v = direct_report(
-        &[
-            "pub",
-            "--protocol",
-            "grpc",
-            "--batch",
-            "10",
-            "--count",
-            "500",
-            "--addr",
-            &node.grpc,
-        ],
-        &url,
-        1,
-        "kafka",
-        "idempotent",
-    );
-    assert_eq!(v["direct"]["published"], 500, "{v}");
+    direct_suite(&node, &url, &url, "kafka", "acks=all", "idempotent");
     // No broker there: a failed run (exit 1) naming the URL.
     let out = bench(&[
         "pub",
@@ -456,45 +443,14 @@ fn should_run_the_same_workload_directly_against_rabbitmq_with_direct() {
     // The machine's RabbitMQ; every run declares its own exchange and queues (named after a
     // fresh random topic) and deletes them.
     let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
-    for (scenario, fan) in [("pubsub", 1), ("fanout", 2)] {
-        let v = direct_report(
-            &[
-                scenario,
-                "--duration",
-                "1s",
-                "--subscribers",
-                "2",
-                "--addr",
-                &node.tcp,
-            ],
-            url,
-            fan,
-            "rabbitmq-amqp",
-            "confirms",
-        );
-        assert_eq!(
-            v["direct"]["addr"], "amqp://guest:***@127.0.0.1:5672/%2f",
-            "{v}"
-        );
-    }
-    let v = direct_report(
-        &[
-            "pub",
-            "--protocol",
-            "grpc",
-            "--batch",
-            "10",
-            "--count",
-            "500",
-            "--addr",
-            &node.grpc,
-        ],
+    direct_suite(
+        &node,
         url,
-        1,
+        "amqp://guest:***@127.0.0.1:5672/%2f",
         "rabbitmq-amqp",
+        "confirms",
         "persistent",
     );
-    assert_eq!(v["direct"]["published"], 500, "{v}");
     // An unknown scheme is refused as a bad setting (exit 2).
     let out = bench(&[
         "pub",

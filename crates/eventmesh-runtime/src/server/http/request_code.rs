@@ -130,6 +130,7 @@ fn check_headers(headers: &HeaderMap) -> Result<(), Failure> {
 pub(crate) async fn read_form(
     ctx: &HttpContext,
     parts: &Parts,
+    query: Option<Fields>,
     body: Body,
 ) -> Result<Fields, Failure> {
     let boundary = match header(&parts.headers, "content-type") {
@@ -159,8 +160,8 @@ pub(crate) async fn read_form(
                 .map(|f| (f.name, f.value)),
         ),
     };
-    if let Some(q) = parts.uri.query() {
-        fields.merge(Fields::from_urlencoded(q.as_bytes()));
+    if let Some(q) = query {
+        fields.merge(q);
     }
     Ok(fields)
 }
@@ -174,7 +175,11 @@ pub(crate) async fn publish_pushed_form(
     parts: &Parts,
     body: Body,
 ) -> Result<String, Failure> {
-    let fields = read_form(ctx, parts, body).await?;
+    let query = parts
+        .uri
+        .query()
+        .map(|q| Fields::from_urlencoded(q.as_bytes()));
+    let fields = read_form(ctx, parts, query, body).await?;
     let req = Legacy {
         ctx,
         headers: &parts.headers,
@@ -230,7 +235,8 @@ pub(super) async fn handle(ctx: &HttpContext, req: Request) -> Response {
     };
     let result = async {
         check_headers(&parts.headers)?;
-        let fields = read_form(ctx, &parts, body).await?;
+        // The query string was parsed once already, for the code.
+        let fields = read_form(ctx, &parts, query, body).await?;
         let req = Legacy {
             ctx,
             headers: &parts.headers,
