@@ -1,3 +1,5 @@
+// rocketmq-rust's client futures are deeply nested (the RocketMQ store needs the same).
+#![cfg_attr(feature = "rocketmq", recursion_limit = "512")]
 //! The logic of `eventmesh bench`: load against a running mesh, in the benchmark's own process,
 //! with the Rust SDK's clients: TCP, gRPC or HTTP ([`Transport`]; one module per protocol under
 //! `clients/`).

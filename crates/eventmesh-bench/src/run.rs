@@ -69,12 +69,21 @@ async fn run_on(config: BenchConfig, direct: Option<Direct>) -> Result<Report, B
     let Some(direct) = direct else {
         return run_topic(config, topic, None).await;
     };
-    let target = direct
+    let target = match direct
         .prepare(&topic, config.scenario == Scenario::Pub)
-        .await?;
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            direct.close().await;
+            return Err(e);
+        }
+    };
     let result = run_topic(config, topic, Some(target.clone())).await;
     // Removed whether the run succeeded or not.
     target.remove().await;
+    drop(target);
+    direct.close().await;
     result
 }
 

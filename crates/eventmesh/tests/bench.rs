@@ -463,3 +463,29 @@ fn should_run_the_same_workload_directly_against_rabbitmq_with_direct() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[cfg(feature = "rocketmq")]
+#[test]
+fn should_run_the_same_workload_directly_against_rocketmq_with_direct() {
+    let node = Node::start();
+    // A private name server and broker; the run's topic and groups are deleted afterwards.
+    let broker = eventmesh_storage_rocketmq::test_broker::RocketBroker::start();
+    broker.wait_registered();
+    let url = broker.url();
+    direct_suite(&node, &url, &url, "rocketmq", "SEND_OK", "4 producers");
+    // A cluster the name server does not know: a failed run (exit 1) naming it.
+    let out = bench(&[
+        "pub",
+        "--addr",
+        &node.tcp,
+        "--direct",
+        &format!("{url}?cluster=NoSuchCluster"),
+        "--count",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NoSuchCluster"),
+        "{out:?}"
+    );
+}

@@ -8,6 +8,8 @@
 //! * [`redis`] — `redis://host:port` (`rediss://` too): a Redis stream with the `redis` crate.
 //! * [`amqp`] — `amqp://user:pass@host:port[/vhost]`: RabbitMQ with lapin.
 //! * [`kafka`] — `kafka://host:port[,host:port…]`: Kafka with rdkafka.
+//! * `rocketmq` — `rocketmq://namesrv:port[,namesrv:port…][?cluster=NAME]`: RocketMQ with
+//!   rocketmq-client-rust (only in builds with the `rocketmq` feature, like the store).
 //!
 //! Every broker does the same: a fresh stream (or queues) per run, every publish awaited (with
 //! `--batch N`, the N publishes of a batch go out together and are awaited together), subscribers
@@ -18,6 +20,8 @@ mod amqp;
 mod kafka;
 mod nats;
 mod redis;
+#[cfg(feature = "rocketmq")]
+mod rocketmq;
 
 use std::sync::Arc;
 
@@ -36,10 +40,13 @@ pub(crate) enum Direct {
     Redis(redis::Redis),
     Amqp(amqp::Amqp),
     Kafka(kafka::Kafka),
+    #[cfg(feature = "rocketmq")]
+    Rocket(rocketmq::Rocket),
 }
 
 impl Direct {
-    /// Connects to `url`: `nats://`, `redis://` (or `rediss://`), `amqp://` or `kafka://`.
+    /// Connects to `url`: `nats://`, `redis://` (or `rediss://`), `amqp://`, `kafka://` or
+    /// `rocketmq://`.
     pub(crate) async fn connect(url: &str) -> Result<Direct, BenchError> {
         let scheme = url.split_once("://").map_or("", |(s, _)| s);
         match scheme {
@@ -47,8 +54,17 @@ impl Direct {
             "redis" | "rediss" => Ok(Direct::Redis(redis::Redis::connect(url).await?)),
             "amqp" => Ok(Direct::Amqp(amqp::Amqp::connect(url).await?)),
             "kafka" => Ok(Direct::Kafka(kafka::Kafka::connect(url).await?)),
+            #[cfg(feature = "rocketmq")]
+            "rocketmq" => Ok(Direct::Rocket(rocketmq::Rocket::connect(url).await?)),
+            #[cfg(not(feature = "rocketmq"))]
+            "rocketmq" => Err(BenchError::Unsupported(format!(
+                "--direct {}: this eventmesh was built without RocketMQ (build it with \
+                 `--features rocketmq`)",
+                mask_url(url)
+            ))),
             _ => Err(BenchError::Unsupported(format!(
-                "--direct {}: the broker URL must start with nats://, redis://, amqp:// or kafka://",
+                "--direct {}: the broker URL must start with nats://, redis://, amqp://, kafka:// \
+                 or rocketmq://",
                 mask_url(url)
             ))),
         }
@@ -61,6 +77,8 @@ impl Direct {
             Direct::Redis(d) => mask_url(d.url()),
             Direct::Amqp(d) => mask_url(d.url()),
             Direct::Kafka(d) => mask_url(d.url()),
+            #[cfg(feature = "rocketmq")]
+            Direct::Rocket(d) => mask_url(d.url()),
         }
     }
 
@@ -71,6 +89,8 @@ impl Direct {
             Direct::Redis(_) => "redis-streams",
             Direct::Amqp(_) => "rabbitmq-amqp",
             Direct::Kafka(_) => "kafka",
+            #[cfg(feature = "rocketmq")]
+            Direct::Rocket(_) => "rocketmq",
         }
     }
 
@@ -81,6 +101,8 @@ impl Direct {
             Direct::Redis(d) => d.settings(),
             Direct::Amqp(d) => d.settings(),
             Direct::Kafka(_) => kafka::SETTINGS.to_owned(),
+            #[cfg(feature = "rocketmq")]
+            Direct::Rocket(_) => rocketmq::SETTINGS.to_owned(),
         }
     }
 
@@ -97,7 +119,17 @@ impl Direct {
             Direct::Redis(d) => DirectTopic::Redis(d.prepare(topic).await?),
             Direct::Amqp(d) => DirectTopic::Amqp(d.prepare(topic, retain_unread).await?),
             Direct::Kafka(d) => DirectTopic::Kafka(d.prepare(topic).await?),
+            #[cfg(feature = "rocketmq")]
+            Direct::Rocket(d) => DirectTopic::Rocket(d.prepare(topic).await?),
         })
+    }
+
+    /// Closes the connection (the clients that need an orderly stop).
+    pub(crate) async fn close(self) {
+        #[cfg(feature = "rocketmq")]
+        if let Direct::Rocket(d) = self {
+            d.close().await;
+        }
     }
 }
 
@@ -108,6 +140,8 @@ pub(crate) enum DirectTopic {
     Redis(redis::RedisTopic),
     Amqp(amqp::AmqpTopic),
     Kafka(kafka::KafkaTopic),
+    #[cfg(feature = "rocketmq")]
+    Rocket(rocketmq::RocketTopic),
 }
 
 impl DirectTopic {
@@ -118,6 +152,8 @@ impl DirectTopic {
             DirectTopic::Redis(t) => t.publish(data, count).await,
             DirectTopic::Amqp(t) => t.publish(data, count).await,
             DirectTopic::Kafka(t) => t.publish(data, count).await,
+            #[cfg(feature = "rocketmq")]
+            DirectTopic::Rocket(t) => t.publish(data, count).await,
         }
     }
 
@@ -135,6 +171,8 @@ impl DirectTopic {
             DirectTopic::Redis(t) => t.subscribe(group, stop, on_event).await,
             DirectTopic::Amqp(t) => t.subscribe(group, stop, on_event).await,
             DirectTopic::Kafka(t) => t.subscribe(group, stop, on_event).await,
+            #[cfg(feature = "rocketmq")]
+            DirectTopic::Rocket(t) => t.subscribe(group, stop, on_event).await,
         }
     }
 
@@ -145,6 +183,8 @@ impl DirectTopic {
             DirectTopic::Redis(t) => t.remove().await,
             DirectTopic::Amqp(t) => t.remove().await,
             DirectTopic::Kafka(t) => t.remove().await,
+            #[cfg(feature = "rocketmq")]
+            DirectTopic::Rocket(t) => t.remove().await,
         }
     }
 }
