@@ -46,7 +46,7 @@ pub use server::{
 };
 pub use shutdown::ShutdownConfig;
 pub use storage::{
-    DefibusStorageConfig, EmbeddedStorageConfig, FsyncPolicy, KafkaStorageConfig,
+    DefibusStorageConfig, EmbeddedStorageConfig, FsyncPolicy, KafkaCursorState, KafkaStorageConfig,
     NatsStorageConfig, RabbitmqStorageConfig, RedisStorageConfig, RocketmqStorageConfig,
     StorageConfig, StorageKind,
 };

@@ -110,6 +110,10 @@ pub struct KafkaStorageConfig {
     /// The longest commit metadata written per partition (the broker's
     /// `offset.metadata.max.bytes`).
     pub metadata_max_bytes: usize,
+    /// Where cursor state beyond the committed offset (acks out of order, delivery counts)
+    /// survives a restart: `auto` asks the brokers at start-up, `metadata` uses the commits'
+    /// metadata only, `topic` also writes a state topic per cursor.
+    pub cursor_state: KafkaCursorState,
     /// Further librdkafka properties for every client, as `"key=value"` (security settings such
     /// as `"security.protocol=SASL_SSL"`). Values are never logged.
     pub properties: Vec<String>,
@@ -127,9 +131,23 @@ impl Default for KafkaStorageConfig {
             session_timeout: Duration::from_secs(10),
             idempotence: true,
             metadata_max_bytes: 4000,
+            cursor_state: KafkaCursorState::Auto,
             properties: Vec::new(),
         }
     }
+}
+
+/// `storage.kafka.cursor_state`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaCursorState {
+    /// Commit metadata where the brokers give it back, state topics where they do not.
+    #[default]
+    Auto,
+    /// Commit metadata only (Apache Kafka).
+    Metadata,
+    /// Commit metadata and a state topic per cursor.
+    Topic,
 }
 
 /// `[storage.rocketmq]`: the RocketMQ store (with `storage.type = "rocketmq"`): each topic is a

@@ -458,6 +458,17 @@ async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>, ServerError>
             options.session_timeout = k.session_timeout;
             options.idempotence = k.idempotence;
             options.metadata_max_bytes = k.metadata_max_bytes;
+            options.cursor_state = match k.cursor_state {
+                eventmesh_config::KafkaCursorState::Auto => {
+                    eventmesh_storage_kafka::CursorState::Auto
+                }
+                eventmesh_config::KafkaCursorState::Metadata => {
+                    eventmesh_storage_kafka::CursorState::Metadata
+                }
+                eventmesh_config::KafkaCursorState::Topic => {
+                    eventmesh_storage_kafka::CursorState::Topic
+                }
+            };
             options.properties = k.property_pairs().into_iter().collect();
             match eventmesh_storage_kafka::KafkaStore::connect(options).await {
                 Ok(store) => Ok(Arc::new(store)),

@@ -19,7 +19,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::error::KafkaStoreError;
-use crate::part::{Held, Part};
+use crate::part::{Held, Part, state_changed};
+use crate::state::StateLog;
 
 /// What a cursor needs from the store.
 pub(crate) struct Env {
@@ -27,6 +28,8 @@ pub(crate) struct Env {
     pub(crate) brokers: String,
     pub(crate) request_timeout: Duration,
     pub(crate) metadata_max_bytes: usize,
+    /// Set at start-up when cursor state also goes to state topics (see [`crate::state`]).
+    pub(crate) state: std::sync::OnceLock<Arc<StateLog>>,
 }
 
 impl Env {
@@ -100,6 +103,10 @@ pub(crate) struct Cursor {
     tag: u32,
     topic: Topic,
     kafka_topic: String,
+    /// The cursor's consumer group id.
+    group: String,
+    /// Partitions of the topic (and of the cursor's state topic).
+    partitions: u32,
     consumer: Arc<StreamConsumer<CursorContext>>,
     state: Arc<Mutex<State>>,
     /// One fetch at a time takes new events from Kafka (offset order per partition).
@@ -159,6 +166,7 @@ impl Cursor {
         topic: Topic,
         kafka_topic: String,
         group: &str,
+        partitions: u32,
         epoch: u32,
     ) -> StorageResult<Self> {
         let state = Arc::new(Mutex::new(State::default()));
@@ -177,6 +185,8 @@ impl Cursor {
             tag: tag_of(group),
             topic,
             kafka_topic,
+            group: group.to_owned(),
+            partitions,
             consumer: Arc::new(consumer),
             state,
             intake: tokio::sync::Mutex::new(()),
@@ -256,6 +266,8 @@ impl Cursor {
     }
 
     /// The partition's state as its group last committed it; `None` when nothing is committed.
+    /// With state topics, the newest state record at the committed floor takes the place of
+    /// the commit's metadata.
     async fn committed_part(&self, partition: i32) -> StorageResult<Option<Part>> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.kafka_topic, partition);
@@ -268,14 +280,25 @@ impl Cursor {
             })
             .await?
             .map_err(|e| self.env.err("read the committed offset", e))?;
-        Ok(
+        let (committed, mut metadata) =
             match got.elements().first().map(|e| (e.offset(), e.metadata())) {
                 Some((rdkafka::Offset::Offset(o), meta)) if o >= 0 => {
-                    Some(Part::load(u64::try_from(o).unwrap_or(0), meta))
+                    (u64::try_from(o).unwrap_or(0), meta.to_owned())
                 }
-                _ => None,
-            },
-        )
+                _ => return Ok(None),
+            };
+        let mut saved = None;
+        if let Some(log) = self.env.state.get()
+            && let Some(s) = log.read(&self.env, &self.group, partition).await?
+        {
+            if s.floor == committed {
+                metadata.clone_from(&s.metadata);
+            }
+            saved = Some((s.floor, s.metadata));
+        }
+        let mut part = Part::load(committed, &metadata);
+        part.saved = saved;
+        Ok(Some(part))
     }
 
     /// See [`EventStore::fetch`](eventmesh_storage::EventStore::fetch).
@@ -495,21 +518,42 @@ impl Cursor {
     async fn try_commit(&self) -> StorageResult<bool> {
         let _one = self.commit_lock.lock().await;
         let mut tpl = TopicPartitionList::new();
+        let log = self.env.state.get();
+        let mut states = Vec::new();
         {
             let s = self.state.lock();
             for (p, part) in &s.parts {
-                let floor = i64::try_from(part.floor()).unwrap_or(i64::MAX);
+                let floor = part.floor();
+                let metadata = part.metadata(self.env.metadata_max_bytes);
+                if log.is_some() && state_changed(part.saved.as_ref(), floor, &metadata) {
+                    states.push((*p, floor, metadata.clone()));
+                }
+                let at = rdkafka::Offset::Offset(i64::try_from(floor).unwrap_or(i64::MAX));
                 if let Ok(mut e) = tpl
-                    .add_partition_offset(&self.kafka_topic, *p, rdkafka::Offset::Offset(floor))
+                    .add_partition_offset(&self.kafka_topic, *p, at)
                     .map(|()| tpl.find_partition(&self.kafka_topic, *p))
                     && let Some(e) = e.as_mut()
                 {
-                    e.set_metadata(part.metadata(self.env.metadata_max_bytes));
+                    e.set_metadata(metadata);
                 }
             }
         }
         if tpl.count() == 0 {
             return Ok(true);
+        }
+        // The state goes first: a crash between the two leaves a newer state than the commit,
+        // which loading ignores unless it is at the committed floor (at least once either way).
+        if let Some(log) = log
+            && !states.is_empty()
+        {
+            log.write(&self.env, &self.group, self.partitions, &states)
+                .await?;
+            let mut s = self.state.lock();
+            for (p, floor, metadata) in states {
+                if let Some(part) = s.parts.get_mut(&p) {
+                    part.saved = Some((floor, metadata));
+                }
+            }
         }
         let consumer = self.consumer.clone();
         let r = self

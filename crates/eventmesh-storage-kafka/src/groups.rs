@@ -79,13 +79,29 @@ impl Groups<'_> {
         let got = s
             .env
             .blocking("read watermarks", move || {
+                let deadline = std::time::Instant::now() + timeout;
                 (0..partitions)
                     .map(|p| {
-                        producer.client().fetch_watermarks(
-                            &kt,
-                            i32::try_from(p).unwrap_or(i32::MAX),
-                            timeout,
-                        )
+                        let p = i32::try_from(p).unwrap_or(i32::MAX);
+                        loop {
+                            match producer.client().fetch_watermarks(&kt, p, timeout) {
+                                // The client's metadata cache may still hold the topic as
+                                // unknown (deleted and created again a moment ago): refresh it.
+                                Err(e)
+                                    if matches!(
+                                        e.rdkafka_error_code(),
+                                        Some(
+                                            RDKafkaErrorCode::UnknownPartition
+                                                | RDKafkaErrorCode::UnknownTopicOrPartition
+                                        )
+                                    ) && std::time::Instant::now() < deadline =>
+                                {
+                                    let _ = producer.client().fetch_metadata(Some(&kt), timeout);
+                                    std::thread::sleep(Duration::from_millis(50));
+                                }
+                                other => return other,
+                            }
+                        }
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -258,6 +274,9 @@ impl Groups<'_> {
         };
         if let Err(error) = self.delete(&groups).await {
             warn!(message = "Could not delete the consumer groups of a deleted topic.", %error, kafka_topic);
+        }
+        if let Some(log) = s.env.state.get() {
+            log.delete(&s.env, &groups).await;
         }
         Ok(())
     }

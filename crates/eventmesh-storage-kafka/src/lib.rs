@@ -15,7 +15,7 @@
 //! | CLUSTERING cursor | its own consumer group `<group_prefix><enc group>@<kafka topic>`, shared by every node: Kafka balances the partitions between the nodes |
 //! | BROADCASTING cursor | its own consumer group `<group_prefix><enc group>+<enc member>@<kafka topic>` |
 //! | position | the group's committed offset per partition: the lowest event not yet done |
-//! | acks out of order, delivery counts | the committed offset's metadata string (see [`part`](crate) module docs) |
+//! | acks out of order, delivery counts | the committed offset's metadata string (see [`part`](crate) module docs); with brokers that do not give it back, also a state topic per cursor (`state` module docs) |
 //! | ack token | (incarnation, cursor, partition, offset, delivery) in 26 bytes |
 //!
 //! # Guarantees and how they are met
@@ -66,8 +66,9 @@ mod groups;
 pub mod names;
 mod options;
 mod part;
+mod state;
 mod store;
 
 pub use error::KafkaStoreError;
-pub use options::KafkaOptions;
+pub use options::{CursorState, KafkaOptions};
 pub use store::KafkaStore;

@@ -35,6 +35,9 @@ pub struct KafkaOptions {
     /// The longest commit metadata the store writes per partition (the broker's
     /// `offset.metadata.max.bytes`, 4096 on Apache Kafka).
     pub metadata_max_bytes: usize,
+    /// Where cursor state (acks above the committed offset, delivery counts) survives a
+    /// restart: see [`CursorState`].
+    pub cursor_state: CursorState,
     /// Further librdkafka properties for every client (security settings, for instance
     /// `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`). Logs show the
     /// keys only.
@@ -102,6 +105,21 @@ impl KafkaOptions {
     }
 }
 
+/// Where the store keeps a cursor's state beyond its committed offset: the events acked above it
+/// and the delivery counts (see the `state` module of this crate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CursorState {
+    /// Ask the brokers at start-up: commit metadata where they give it back, state topics
+    /// where they do not.
+    #[default]
+    Auto,
+    /// In the metadata of the offset commits only (Apache Kafka keeps and returns it).
+    Metadata,
+    /// Also in a state topic per cursor, written before each commit whose state changed
+    /// (for brokers that drop commit metadata, such as tansu 0.6).
+    Topic,
+}
+
 /// librdkafka properties the store sets itself.
 const RESERVED: [&str; 10] = [
     "bootstrap.servers",
@@ -129,6 +147,7 @@ impl Default for KafkaOptions {
             session_timeout: Duration::from_secs(10),
             idempotence: true,
             metadata_max_bytes: 4000,
+            cursor_state: CursorState::Auto,
             properties: BTreeMap::new(),
         }
     }
@@ -147,6 +166,7 @@ impl fmt::Debug for KafkaOptions {
             .field("session_timeout", &self.session_timeout)
             .field("idempotence", &self.idempotence)
             .field("metadata_max_bytes", &self.metadata_max_bytes)
+            .field("cursor_state", &self.cursor_state)
             .field("properties", &self.properties.keys().collect::<Vec<_>>())
             .finish()
     }

@@ -47,6 +47,8 @@ pub(crate) struct Part {
     prior_until: u64,
     /// From that commit: delivery counts above 1.
     prior_counts: HashMap<u64, u32>,
+    /// The last state (floor, metadata) written to the cursor's state topic, if any.
+    pub(crate) saved: Option<(u64, String)>,
 }
 
 impl Part {
@@ -58,6 +60,7 @@ impl Part {
             held: BTreeMap::new(),
             prior_until: committed,
             prior_counts: HashMap::new(),
+            saved: None,
         };
         if let Some(m) = decode(committed, metadata) {
             p.prior_until = m.until;
@@ -154,6 +157,17 @@ impl Part {
         );
         let runs = runs(self.done.iter().copied().filter(|o| *o >= floor));
         encode(floor, until, &runs, &counts, max_bytes)
+    }
+}
+
+/// Whether a state (floor, metadata) must go to the state topic after `saved` was the last one
+/// written: when it differs, unless both say nothing beyond their floors (a state with empty
+/// metadata is used only at its own floor, where an empty one changes nothing).
+pub(crate) fn state_changed(saved: Option<&(u64, String)>, floor: u64, metadata: &str) -> bool {
+    match saved {
+        Some((f, m)) if *f == floor && m == metadata => false,
+        Some((_, m)) => !(metadata.is_empty() && m.is_empty()),
+        None => !metadata.is_empty(),
     }
 }
 
@@ -294,6 +308,23 @@ fn decode(floor: u64, metadata: &str) -> Option<Decoded> {
 mod tests {
     use super::*;
     use eventmesh_core::{CloudEvent, Topic};
+
+    #[test]
+    fn a_state_is_written_when_it_changed_and_says_something() {
+        let s = |f: u64, m: &str| Some((f, m.to_owned()));
+        // Nothing written yet: only a state with something beyond its floor.
+        assert!(!state_changed(None, 5, ""));
+        assert!(state_changed(None, 5, "e1AA"));
+        // The same state again: nothing.
+        assert!(!state_changed(s(5, "e1AA").as_ref(), 5, "e1AA"));
+        // A different floor or metadata: written.
+        assert!(state_changed(s(5, "e1AA").as_ref(), 6, "e1AA"));
+        assert!(state_changed(s(5, "e1AA").as_ref(), 5, "e1AB"));
+        // Back to empty after a non-empty one: written, so the old one is not applied.
+        assert!(state_changed(s(5, "e1AA").as_ref(), 9, ""));
+        // Empty after empty (another floor): nothing; an empty state is used only at its floor.
+        assert!(!state_changed(s(5, "").as_ref(), 9, ""));
+    }
 
     fn held(p: &mut Part, o: u64) {
         let c = p.take(o).unwrap();

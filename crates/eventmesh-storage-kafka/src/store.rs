@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::cursor::{Cursor, Env, read_token};
 use crate::groups::Groups;
 use crate::names::Names;
-use crate::options::KafkaOptions;
+use crate::options::{CursorState, KafkaOptions};
 
 /// The Kafka event store. See the crate docs for the mapping and the guarantees.
 #[derive(Clone)]
@@ -65,6 +65,7 @@ impl KafkaStore {
             brokers: brokers.clone(),
             request_timeout: opts.request_timeout,
             metadata_max_bytes: opts.metadata_max_bytes,
+            state: std::sync::OnceLock::new(),
         });
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).to_string();
         let mut base = ClientConfig::new();
@@ -114,12 +115,47 @@ impl KafkaStore {
             }),
         };
         store.inner.metadata(None, "connect").await?;
+        let state_topics = match store.inner.opts.cursor_state {
+            CursorState::Metadata => false,
+            CursorState::Topic => true,
+            CursorState::Auto => {
+                let s = &store.inner;
+                let keeps = crate::state::brokers_keep_metadata(
+                    &s.env,
+                    &s.base,
+                    &s.admin,
+                    &s.opts.group_prefix,
+                    s.opts.replication_factor,
+                )
+                .await?;
+                if !keeps {
+                    warn!(
+                        message = "The Kafka brokers do not give back offset commit metadata; \
+                                   cursor state also goes to state topics.",
+                        brokers = %brokers
+                    );
+                }
+                !keeps
+            }
+        };
+        if state_topics {
+            let s = &store.inner;
+            let log = crate::state::StateLog::new(
+                &s.env,
+                &s.base,
+                &s.opts.group_prefix,
+                s.opts.replication_factor,
+                s.opts.publish_timeout,
+            )?;
+            let _ = s.env.state.set(Arc::new(log));
+        }
         info!(
             message = "Opened the Kafka store.",
             brokers = %brokers,
             topic_prefix = %store.inner.opts.topic_prefix,
             group_prefix = %store.inner.opts.group_prefix,
-            partitions = store.inner.opts.partitions
+            partitions = store.inner.opts.partitions,
+            state_topics
         );
         Ok(store)
     }
@@ -129,6 +165,12 @@ impl KafkaStore {
     #[doc(hidden)]
     pub fn consumers_made(&self) -> u32 {
         self.inner.consumers_made.load(Ordering::Relaxed)
+    }
+
+    /// Whether cursor state also goes to state topics (chosen by `cursor_state`, for `auto`
+    /// by the probe at start-up).
+    pub fn uses_state_topics(&self) -> bool {
+        self.inner.env.state.get().is_some()
     }
 
     /// The options the store was opened with.
@@ -244,6 +286,7 @@ impl Inner {
             c.topic.clone(),
             kt,
             &group,
+            n,
             epoch,
         )?);
         let mut map = self.cursors.lock();
@@ -321,6 +364,22 @@ impl Inner {
             }
             Err(error) => warn!(message = "Could not replace the Kafka producer.", %error),
         }
+    }
+
+    /// With state topics: writes an empty state at `targets` if `group` has a state topic
+    /// (left by an earlier cursor of that name, or before a seek), so that an older state at
+    /// the same floor is not applied to the new position.
+    async fn reset_state(&self, group: &str, n: u32, targets: &[(i32, u64)]) -> StorageResult<()> {
+        if let Some(log) = self.env.state.get()
+            && log.exists(&self.env, group).await?
+        {
+            let empty: Vec<(i32, u64, String)> = targets
+                .iter()
+                .map(|(p, o)| (*p, *o, String::new()))
+                .collect();
+            log.write(&self.env, group, n, &empty).await?;
+        }
+        Ok(())
     }
 
     pub(crate) fn admin_handle(&self) -> &AdminClient<DefaultClientContext> {
@@ -493,6 +552,7 @@ impl EventStore for KafkaStore {
         }
         let targets = g.resolve(&kt, n, start).await?;
         g.commit(&group, &kt, &targets).await?;
+        s.reset_state(&group, n, &targets).await?;
         info!(message = "Created cursor.", cursor = %c, group = %group, start = ?start);
         Ok(())
     }
@@ -503,7 +563,11 @@ impl EventStore for KafkaStore {
         let kt = s.kafka_topic(&c.topic)?;
         s.drop_cursor(c, false).await;
         let group = s.names.group(c, &kt);
-        s.groups().delete(&[group]).await
+        s.groups().delete(std::slice::from_ref(&group)).await?;
+        if let Some(log) = s.env.state.get() {
+            log.delete(&s.env, &[group]).await;
+        }
+        Ok(())
     }
 
     async fn fetch(
@@ -590,6 +654,7 @@ impl EventStore for KafkaStore {
         s.drop_cursor(c, false).await;
         let targets = g.resolve(&kt, n, target).await?;
         g.commit(&group, &kt, &targets).await?;
+        s.reset_state(&group, n, &targets).await?;
         info!(message = "Moved cursor.", cursor = %c, target = ?target);
         Ok(())
     }

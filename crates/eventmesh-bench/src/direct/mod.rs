@@ -41,7 +41,7 @@ pub(crate) enum Direct {
     Amqp(amqp::Amqp),
     Kafka(kafka::Kafka),
     #[cfg(feature = "rocketmq")]
-    Rocket(rocketmq::Rocket),
+    Rocket(Box<rocketmq::Rocket>),
 }
 
 impl Direct {
@@ -55,7 +55,9 @@ impl Direct {
             "amqp" => Ok(Direct::Amqp(amqp::Amqp::connect(url).await?)),
             "kafka" => Ok(Direct::Kafka(kafka::Kafka::connect(url).await?)),
             #[cfg(feature = "rocketmq")]
-            "rocketmq" => Ok(Direct::Rocket(rocketmq::Rocket::connect(url).await?)),
+            "rocketmq" => Ok(Direct::Rocket(Box::new(
+                rocketmq::Rocket::connect(url).await?,
+            ))),
             #[cfg(not(feature = "rocketmq"))]
             "rocketmq" => Err(BenchError::Unsupported(format!(
                 "--direct {}: this eventmesh was built without RocketMQ (build it with \
@@ -128,7 +130,7 @@ impl Direct {
     pub(crate) async fn close(self) {
         #[cfg(feature = "rocketmq")]
         if let Direct::Rocket(d) = self {
-            d.close().await;
+            (*d).close().await;
         }
     }
 }
