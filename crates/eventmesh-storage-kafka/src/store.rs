@@ -120,14 +120,28 @@ impl KafkaStore {
             CursorState::Topic => true,
             CursorState::Auto => {
                 let s = &store.inner;
-                let keeps = crate::state::brokers_keep_metadata(
+                let keeps = match crate::state::brokers_keep_metadata(
                     &s.env,
                     &s.base,
                     &s.admin,
                     &s.opts.group_prefix,
                     s.opts.replication_factor,
                 )
-                .await?;
+                .await
+                {
+                    Ok(keeps) => keeps,
+                    // Without the rights to create the probe topic (ACLs), for instance: keep
+                    // to commit metadata, as Apache Kafka allows, and say how to choose.
+                    Err(error) => {
+                        warn!(
+                            message = "Could not probe whether the Kafka brokers keep commit \
+                                       metadata; using it. Set storage.kafka.cursor_state to \
+                                       \"topic\" for brokers that drop it.",
+                            %error
+                        );
+                        true
+                    }
+                };
                 if !keeps {
                     warn!(
                         message = "The Kafka brokers do not give back offset commit metadata; \

@@ -86,8 +86,10 @@ pub(crate) struct BenchArgs {
     pub(crate) drain: Duration,
     /// Also run the same workload straight against this broker with its own Rust client, right
     /// after the mesh run, and report both and the ratio (a same-run baseline):
-    /// `nats://host:port` (JetStream), `redis://host:port` (a Redis stream) or
-    /// `amqp://user:pass@host:port[/vhost]` (RabbitMQ); not for `sub` or `request-reply`.
+    /// `nats://host:port` (JetStream), `redis://host:port` (a Redis stream),
+    /// `amqp://user:pass@host:port[/vhost]` (RabbitMQ), `kafka://host:port[,host:port]` or
+    /// `rocketmq://namesrv:port[,namesrv:port][?cluster=NAME]` (builds with the `rocketmq`
+    /// feature); not for `sub` or `request-reply`.
     #[arg(long, value_name = "URL")]
     pub(crate) direct: Option<String>,
     /// Print one JSON object instead of the text report.
