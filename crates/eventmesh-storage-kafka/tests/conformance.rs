@@ -3,14 +3,12 @@
 //! data).
 //!
 //! The scenarios are listed one by one (rather than with `conformance_tests!`) because one of
-//! them fails against tansu 0.6.0 for a reason recorded in docs/stores.md and is ignored here,
-//! so that it is run on purpose (`-- --ignored`) and not forgotten:
-//!
-//! * `nack_and_lease_redelivery`: the test process dies with SIGSEGV inside librdkafka
-//!   (`rd_kafka_metadata_cache_find` called from `rd_kafka_metadata_update_op` in a client's
-//!   main thread) while the kit deletes its topics: tansu answers a fetch of a topic it does
-//!   not find with a `CurrentLeader` and a zero topic id, which librdkafka's leader discovery
-//!   looks up by a null name.
+//! them runs on a broker with tansu's memory engine: `nack_and_lease_redelivery`. With the
+//! SQLite engine the test process died with SIGSEGV inside librdkafka
+//! (`rd_kafka_metadata_cache_find` under `rd_kafka_metadata_update_op`) while the kit deleted
+//! its topics: tansu answered a fetch as for an unknown topic, with a `CurrentLeader` and a zero
+//! topic id, which librdkafka's leader discovery looks up by a null name (docs/stores.md). The
+//! scenario restarts no broker, so the memory engine serves it as well.
 
 mod common;
 
@@ -18,10 +16,13 @@ use eventmesh_storage::testkit;
 
 macro_rules! scenario {
     ($(#[$attr:meta])* $name:ident) => {
+        scenario!($(#[$attr])* $name, common::TansuFactory::start());
+    };
+    ($(#[$attr:meta])* $name:ident, $factory:expr) => {
         $(#[$attr])*
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn $name() {
-            let factory = common::TansuFactory::start();
+            let factory = $factory;
             if let Err(failure) = testkit::$name(&factory).await {
                 panic!("{failure}");
             }
@@ -32,10 +33,7 @@ macro_rules! scenario {
 scenario!(publish_fetch_order);
 scenario!(clustering_shared_cursor);
 scenario!(broadcasting_fan_out);
-scenario!(
-    #[ignore = "SIGSEGV inside librdkafka's metadata cache against tansu 0.6.0; see docs/stores.md"]
-    nack_and_lease_redelivery
-);
+scenario!(nack_and_lease_redelivery, common::TansuFactory::in_memory());
 scenario!(replay_and_seek);
 scenario!(restart_durability);
 scenario!(topic_admin);

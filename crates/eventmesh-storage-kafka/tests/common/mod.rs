@@ -200,6 +200,7 @@ pub struct TansuFactory {
     broker: Arc<Mutex<Tansu>>,
     opts: KafkaOptions,
     opens: AtomicUsize,
+    engine: Engine,
 }
 
 impl TansuFactory {
@@ -207,15 +208,26 @@ impl TansuFactory {
         Self::with(|_| {})
     }
 
+    /// A factory on a broker with the memory engine: for scenarios that never restart it (the
+    /// store is not durable across broker restarts then).
+    pub fn in_memory() -> Self {
+        Self::on(Engine::Memory, |_| {})
+    }
+
     /// A factory whose options are changed by `tune` first.
     pub fn with(tune: impl FnOnce(&mut KafkaOptions)) -> Self {
-        let broker = Tansu::start(Engine::Sqlite);
+        Self::on(Engine::Sqlite, tune)
+    }
+
+    fn on(engine: Engine, tune: impl FnOnce(&mut KafkaOptions)) -> Self {
+        let broker = Tansu::start(engine);
         let mut opts = test_options(&broker.url());
         tune(&mut opts);
         TansuFactory {
             broker: Arc::new(Mutex::new(broker)),
             opts,
             opens: AtomicUsize::new(0),
+            engine,
         }
     }
 }
@@ -237,6 +249,6 @@ impl StoreFactory for TansuFactory {
     }
 
     fn durable(&self) -> bool {
-        true
+        self.engine == Engine::Sqlite
     }
 }
