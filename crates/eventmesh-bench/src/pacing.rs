@@ -148,9 +148,44 @@ pub(crate) fn parse_stamp(data: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// When a batch leaves and what its latency counts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Departure {
+    /// Due later: wait for it, then count from the moment it actually leaves. The timer wakes
+    /// the sender up to a tick (1 ms in Tokio) after the due time; that lateness is the
+    /// tool's, not the mesh's, and must not be in the figures.
+    WaitUntil(Instant),
+    /// Due already (no rate, or the sender is behind schedule because the mesh held it back):
+    /// leave at once and count from the due time, so a slow mesh is not forgiven (no
+    /// coordinated omission).
+    Now(Instant),
+}
+
+impl Departure {
+    /// The departure of a batch due at `due`, seen at `now`. A sleep until a time that has
+    /// come would still wait for the next timer tick, which is why due batches do not sleep.
+    pub(crate) fn of(due: Instant, now: Instant) -> Departure {
+        if due > now {
+            Departure::WaitUntil(due)
+        } else {
+            Departure::Now(due)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_batches_leave_at_once_and_count_from_their_due_time() {
+        let now = Instant::now();
+        let past = now - Duration::from_millis(3);
+        let later = now + Duration::from_millis(3);
+        assert_eq!(Departure::of(past, now), Departure::Now(past));
+        assert_eq!(Departure::of(now, now), Departure::Now(now));
+        assert_eq!(Departure::of(later, now), Departure::WaitUntil(later));
+    }
 
     #[test]
     fn tickets_are_due_on_the_rate_schedule() {

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use crate::clients::{self, OnEvent, Publisher, Role, Subscription};
 use crate::direct::{Direct, DirectTopic};
-use crate::pacing::{Batch, Pacer, payload};
+use crate::pacing::{Batch, Departure, Pacer, payload};
 use crate::progress::{Counters, Progress};
 use crate::report::{Report, Tally};
 use crate::{BenchConfig, BenchError, Latency, Limit, Mode, Scenario};
@@ -380,16 +380,22 @@ async fn publish_worker(
         if hard_stop.is_some_and(|stop| Instant::now() >= stop) {
             break;
         }
-        tokio::time::sleep_until(batch.due.into()).await;
-        let data = payload(pacer.wall_ns(batch.due), config.size);
+        let sent_at = match Departure::of(batch.due, Instant::now()) {
+            Departure::WaitUntil(due) => {
+                tokio::time::sleep_until(due.into()).await;
+                Instant::now()
+            }
+            Departure::Now(due) => due,
+        };
+        let data = payload(pacer.wall_ns(sent_at), config.size);
         let outcome = sender.send(config.scenario, &topic, batch, data).await;
         match outcome {
             Ok(()) => {
                 counters.published.fetch_add(batch.len, Ordering::Relaxed);
                 match config.scenario {
-                    Scenario::Pub => latency.record_n(batch.due.elapsed(), batch.len),
+                    Scenario::Pub => latency.record_n(sent_at.elapsed(), batch.len),
                     Scenario::RequestReply => {
-                        latency.record(batch.due.elapsed());
+                        latency.record(sent_at.elapsed());
                         counters.delivered.fetch_add(1, Ordering::Relaxed);
                     }
                     _ => {}
