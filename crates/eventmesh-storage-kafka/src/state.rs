@@ -24,6 +24,7 @@
 //! topics. Names starting with `__` are never mesh topics, so `list_topics` does not show them.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventmesh_storage::StorageResult;
@@ -40,6 +41,7 @@ use tracing::{debug, info, warn};
 
 use crate::cursor::Env;
 use crate::names::{MAX_TOPIC_NAME, encode};
+use crate::options::CursorState;
 
 /// One partition's state as a state record holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,21 +84,57 @@ pub(crate) fn topic_name(group_prefix: &str, group: &str) -> String {
 pub(crate) struct StateLog {
     group_prefix: String,
     replication: i32,
-    base: ClientConfig,
     producer: FutureProducer,
-    admin: AdminClient<DefaultClientContext>,
+    /// The store's admin client.
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    /// Reads the last record of one partition at a time (assigned, never joins a group).
+    reader: Arc<Mutex<BaseConsumer>>,
     /// State topics known to exist.
     known: Mutex<HashSet<String>>,
 }
 
 impl StateLog {
-    pub(crate) fn new(
+    /// The state log `mode` asks for: none with `metadata`; with `auto`, one only when the
+    /// brokers drop commit metadata (a probe that fails keeps to the metadata, with a warning).
+    pub(crate) async fn open(
+        mode: CursorState,
         env: &Env,
         base: &ClientConfig,
+        admin: &Arc<AdminClient<DefaultClientContext>>,
         group_prefix: &str,
         replication: u16,
         publish_timeout: Duration,
-    ) -> StorageResult<StateLog> {
+    ) -> StorageResult<Option<StateLog>> {
+        let wanted = match mode {
+            CursorState::Metadata => false,
+            CursorState::Topic => true,
+            CursorState::Auto => {
+                match brokers_keep_metadata(env, base, admin, group_prefix, replication).await {
+                    Ok(true) => false,
+                    Ok(false) => {
+                        warn!(
+                            message = "The Kafka brokers do not give back offset commit \
+                                       metadata; cursor state also goes to state topics.",
+                            brokers = %env.brokers
+                        );
+                        true
+                    }
+                    // Without the right to create the probe topic (ACLs), for instance.
+                    Err(error) => {
+                        warn!(
+                            message = "Could not probe whether the Kafka brokers keep commit \
+                                       metadata; using it. Set storage.kafka.cursor_state to \
+                                       \"topic\" for brokers that drop it.",
+                            %error
+                        );
+                        false
+                    }
+                }
+            }
+        };
+        if !wanted {
+            return Ok(None);
+        }
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).to_string();
         let producer: FutureProducer = base
             .clone()
@@ -105,17 +143,23 @@ impl StateLog {
             .set("linger.ms", "0")
             .create()
             .map_err(|e| env.err("create the state producer", e))?;
-        let admin: AdminClient<DefaultClientContext> = base
+        // librdkafka wants a group id even for assigned reading; this one never joins nor
+        // commits.
+        let reader: BaseConsumer = base
+            .clone()
+            .set("group.id", format!("__{group_prefix}state-reader"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
             .create()
-            .map_err(|e| env.err("create the state admin client", e))?;
-        Ok(StateLog {
+            .map_err(|e| env.err("create the state reader", e))?;
+        Ok(Some(StateLog {
             group_prefix: group_prefix.to_owned(),
             replication: i32::from(replication),
-            base: base.clone(),
             producer,
-            admin,
+            admin: admin.clone(),
+            reader: Arc::new(Mutex::new(reader)),
             known: Mutex::new(HashSet::new()),
-        })
+        }))
     }
 
     /// Creates the state topic of `group` (with `partitions` partitions) if it is not known to
@@ -199,20 +243,11 @@ impl StateLog {
         partition: i32,
     ) -> StorageResult<Option<Saved>> {
         let topic = topic_name(&self.group_prefix, group);
-        // librdkafka wants a group id even for assigned reading; this one never joins nor
-        // commits.
-        let consumer: BaseConsumer = self
-            .base
-            .clone()
-            .set("group.id", format!("__{}state-reader", self.group_prefix))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
-            .create()
-            .map_err(|e| env.err("create a state reader", e))?;
+        let reader = self.reader.clone();
         let timeout = env.request_timeout;
         let group = group.to_owned();
         env.blocking("read cursor state", move || {
-            read_last(&consumer, &topic, partition, timeout)
+            read_last(&reader.lock(), &topic, partition, timeout)
         })
         .await?
         .map(|found| found.filter(|s: &Saved| s.group == group))
@@ -292,7 +327,7 @@ impl StateLog {
 /// does not): a throwaway group commits offset 0 of the probe topic `__<group_prefix>probe`
 /// (created when missing) with a random metadata string and reads it back; the group is deleted
 /// afterwards.
-pub(crate) async fn brokers_keep_metadata(
+async fn brokers_keep_metadata(
     env: &Env,
     base: &ClientConfig,
     admin: &AdminClient<DefaultClientContext>,
@@ -415,12 +450,28 @@ fn read_last(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(last))?;
     consumer.assign(&tpl)?;
+    let found = poll_last(consumer, topic, partition, last, timeout);
+    // The reader serves every cursor in turn: nothing of this partition stays assigned.
+    consumer.unassign()?;
+    found
+}
+
+fn poll_last(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    last: i64,
+    timeout: Duration,
+) -> Result<Option<Saved>, rdkafka::error::KafkaError> {
     let deadline = std::time::Instant::now() + timeout;
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
         match consumer.poll(left.min(Duration::from_millis(200))) {
-            Some(Ok(m)) if m.partition() == partition && m.offset() >= last => {
+            Some(Ok(m))
+                if m.topic() == topic && m.partition() == partition && m.offset() >= last =>
+            {
                 return Ok(m.payload().and_then(Saved::decode));
             }
+            // A record of an earlier read still in the queue.
             Some(Ok(_)) | None => {}
             Some(Err(e)) => return Err(e),
         }

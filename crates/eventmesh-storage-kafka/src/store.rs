@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::cursor::{Cursor, Env, read_token};
 use crate::groups::Groups;
 use crate::names::Names;
-use crate::options::{CursorState, KafkaOptions};
+use crate::options::KafkaOptions;
 
 /// The Kafka event store. See the crate docs for the mapping and the guarantees.
 #[derive(Clone)]
@@ -41,7 +41,7 @@ pub(crate) struct Inner {
     /// broker lost, after a broker restart for instance).
     producer: Mutex<FutureProducer>,
     producer_config: ClientConfig,
-    admin: AdminClient<DefaultClientContext>,
+    admin: Arc<AdminClient<DefaultClientContext>>,
     /// Topics known to exist, with their partition counts.
     topics: Mutex<HashMap<String, u32>>,
     cursors: Mutex<HashMap<ConsumerRef, Arc<Cursor>>>,
@@ -104,7 +104,7 @@ impl KafkaStore {
                 base,
                 producer: Mutex::new(producer),
                 producer_config,
-                admin,
+                admin: Arc::new(admin),
                 topics: Mutex::new(HashMap::new()),
                 cursors: Mutex::new(HashMap::new()),
                 making: tokio::sync::Mutex::new(()),
@@ -115,52 +115,19 @@ impl KafkaStore {
             }),
         };
         store.inner.metadata(None, "connect").await?;
-        let state_topics = match store.inner.opts.cursor_state {
-            CursorState::Metadata => false,
-            CursorState::Topic => true,
-            CursorState::Auto => {
-                let s = &store.inner;
-                let keeps = match crate::state::brokers_keep_metadata(
-                    &s.env,
-                    &s.base,
-                    &s.admin,
-                    &s.opts.group_prefix,
-                    s.opts.replication_factor,
-                )
-                .await
-                {
-                    Ok(keeps) => keeps,
-                    // Without the rights to create the probe topic (ACLs), for instance: keep
-                    // to commit metadata, as Apache Kafka allows, and say how to choose.
-                    Err(error) => {
-                        warn!(
-                            message = "Could not probe whether the Kafka brokers keep commit \
-                                       metadata; using it. Set storage.kafka.cursor_state to \
-                                       \"topic\" for brokers that drop it.",
-                            %error
-                        );
-                        true
-                    }
-                };
-                if !keeps {
-                    warn!(
-                        message = "The Kafka brokers do not give back offset commit metadata; \
-                                   cursor state also goes to state topics.",
-                        brokers = %brokers
-                    );
-                }
-                !keeps
-            }
-        };
-        if state_topics {
-            let s = &store.inner;
-            let log = crate::state::StateLog::new(
-                &s.env,
-                &s.base,
-                &s.opts.group_prefix,
-                s.opts.replication_factor,
-                s.opts.publish_timeout,
-            )?;
+        let s = &store.inner;
+        let log = crate::state::StateLog::open(
+            s.opts.cursor_state,
+            &s.env,
+            &s.base,
+            &s.admin,
+            &s.opts.group_prefix,
+            s.opts.replication_factor,
+            s.opts.publish_timeout,
+        )
+        .await?;
+        let state_topics = log.is_some();
+        if let Some(log) = log {
             let _ = s.env.state.set(Arc::new(log));
         }
         info!(

@@ -16,8 +16,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 const LEASE: Duration = Duration::from_secs(30);
 
-/// Kafka topic names on the broker.
-fn kafka_topics(bootstrap: &str) -> Vec<String> {
+/// The state topics (names starting with `prefix`) on the broker.
+fn state_topics(bootstrap: &str, prefix: &str) -> Vec<String> {
     let client: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -25,7 +25,27 @@ fn kafka_topics(bootstrap: &str) -> Vec<String> {
     let md = client
         .fetch_metadata(None, Duration::from_secs(10))
         .expect("metadata");
-    md.topics().iter().map(|t| t.name().to_owned()).collect()
+    md.topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .filter(|t| t.starts_with(prefix))
+        .collect()
+}
+
+/// A topic `name` with `n` events and a CLUSTERING cursor on it from the start.
+async fn cursor_with_events(store: &KafkaStore, name: &str, n: usize) -> ConsumerRef {
+    let topic = Topic::new(name).expect("topic");
+    store.create_topic(&topic).await.expect("create topic");
+    let c = ConsumerRef::clustering(topic.clone(), GroupName::new("g").expect("group"));
+    store
+        .subscribe(&c, StartFrom::Earliest)
+        .await
+        .expect("subscribe");
+    store
+        .publish(&topic, &records(&topic, n))
+        .await
+        .expect("publish");
+    c
 }
 
 async fn fetch_n(store: &KafkaStore, c: &ConsumerRef, n: usize) -> Vec<Delivery> {
@@ -66,17 +86,7 @@ async fn acks_above_the_floor_and_counts_survive_a_new_store_through_the_state_t
         store.uses_state_topics(),
         "tansu 0.6 drops commit metadata: `auto` must pick state topics"
     );
-    let topic = Topic::new("cursor-state").expect("topic");
-    store.create_topic(&topic).await.expect("create topic");
-    let c = ConsumerRef::clustering(topic.clone(), GroupName::new("g").expect("group"));
-    store
-        .subscribe(&c, StartFrom::Earliest)
-        .await
-        .expect("subscribe");
-    store
-        .publish(&topic, &records(&topic, 6))
-        .await
-        .expect("publish");
+    let c = cursor_with_events(&store, "cursor-state", 6).await;
 
     // Deliver 0..6, nack 1 so that it comes again (count 2), ack 2 and 4 (above the floor 0).
     let first = fetch_n(&store, &c, 6).await;
@@ -91,11 +101,8 @@ async fn acks_above_the_floor_and_counts_survive_a_new_store_through_the_state_t
         .ack(&c, &[first[2].token.clone(), first[4].token.clone()])
         .await
         .expect("ack");
-    let state_topics: Vec<String> = kafka_topics(&bootstrap)
-        .into_iter()
-        .filter(|t| t.starts_with(&state_prefix))
-        .collect();
-    assert_eq!(state_topics.len(), 1, "one state topic: {state_topics:?}");
+    let made = state_topics(&bootstrap, &state_prefix);
+    assert_eq!(made.len(), 1, "one state topic: {made:?}");
     store.close().await.expect("close");
     drop(store);
 
@@ -128,10 +135,7 @@ async fn acks_above_the_floor_and_counts_survive_a_new_store_through_the_state_t
 
     // Unsubscribing deletes the group's state topic.
     store.unsubscribe(&c).await.expect("unsubscribe");
-    let left: Vec<String> = kafka_topics(&bootstrap)
-        .into_iter()
-        .filter(|t| t.starts_with(&state_prefix))
-        .collect();
+    let left = state_topics(&bootstrap, &state_prefix);
     assert!(left.is_empty(), "state topics left: {left:?}");
     store.close().await.expect("close");
 }
@@ -147,26 +151,13 @@ async fn metadata_mode_makes_no_state_topic() {
     let state_prefix = format!("__{}state.", opts.group_prefix);
     let store = KafkaStore::connect(opts).await.expect("connect");
     assert!(!store.uses_state_topics());
-    let topic = Topic::new("no-state").expect("topic");
-    store.create_topic(&topic).await.expect("create topic");
-    let c = ConsumerRef::clustering(topic.clone(), GroupName::new("g").expect("group"));
-    store
-        .subscribe(&c, StartFrom::Earliest)
-        .await
-        .expect("subscribe");
-    store
-        .publish(&topic, &records(&topic, 3))
-        .await
-        .expect("publish");
+    let c = cursor_with_events(&store, "no-state", 3).await;
     let got = fetch_n(&store, &c, 3).await;
     store
         .ack(&c, &[got[1].token.clone()])
         .await
         .expect("ack out of order");
-    let names = kafka_topics(&bootstrap);
-    assert!(
-        !names.iter().any(|t| t.starts_with(&state_prefix)),
-        "{names:?}"
-    );
+    let made = state_topics(&bootstrap, &state_prefix);
+    assert!(made.is_empty(), "{made:?}");
     store.close().await.expect("close");
 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use eventmesh_core::redact::mask_url;
 use futures_util::future::join_all;
-use parking_lot::Mutex;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -22,7 +21,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{OnEvent, sanitize};
+use super::{OnEvent, RunGroups, sanitize};
 use crate::BenchError;
 
 /// What the direct side does, for the report.
@@ -106,7 +105,7 @@ impl Kafka {
             config: self.config.clone(),
             admin: self.admin.clone(),
             producer: self.producer.clone(),
-            groups: Arc::new(Mutex::new(Vec::new())),
+            groups: RunGroups::default(),
         })
     }
 }
@@ -119,7 +118,7 @@ pub(crate) struct KafkaTopic {
     admin: Arc<AdminClient<DefaultClientContext>>,
     producer: FutureProducer,
     /// The consumer groups the run made, deleted with the topic.
-    groups: Arc<Mutex<Vec<String>>>,
+    groups: RunGroups,
 }
 
 impl KafkaTopic {
@@ -147,12 +146,7 @@ impl KafkaTopic {
         on_event: OnEvent,
     ) -> Result<tokio::task::JoinHandle<()>, BenchError> {
         let group_id = format!("{}-{}", self.name, sanitize(group));
-        {
-            let mut groups = self.groups.lock();
-            if !groups.contains(&group_id) {
-                groups.push(group_id.clone());
-            }
-        }
+        self.groups.remember(&group_id);
         let consumer: StreamConsumer = self
             .config
             .clone()
@@ -192,7 +186,7 @@ impl KafkaTopic {
         if let Err(error) = self.admin.delete_topics(&[&self.name], &opts).await {
             warn!(message = "Could not delete the benchmark topic.", topic = %self.name, %error);
         }
-        let groups = self.groups.lock().clone();
+        let groups = self.groups.all();
         let names: Vec<&str> = groups.iter().map(String::as_str).collect();
         if !names.is_empty()
             && let Err(error) = self.admin.delete_groups(&names, &opts).await

@@ -191,6 +191,25 @@ impl DirectTopic {
     }
 }
 
+/// The consumer groups a run made on the broker, deleted with its topic.
+#[derive(Clone, Default)]
+pub(crate) struct RunGroups(Arc<parking_lot::Mutex<Vec<String>>>);
+
+impl RunGroups {
+    /// Records `name` (once).
+    pub(crate) fn remember(&self, name: &str) {
+        let mut groups = self.0.lock();
+        if !groups.iter().any(|g| g == name) {
+            groups.push(name.to_owned());
+        }
+    }
+
+    /// Every group recorded.
+    pub(crate) fn all(&self) -> Vec<String> {
+        self.0.lock().clone()
+    }
+}
+
 /// A name-safe form of a topic (stream, key and queue names).
 pub(crate) fn sanitize(topic: &str) -> String {
     topic

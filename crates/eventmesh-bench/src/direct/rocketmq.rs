@@ -29,7 +29,7 @@ use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{OnEvent, sanitize};
+use super::{OnEvent, RunGroups, sanitize};
 use crate::BenchError;
 
 /// What the direct side does, for the report.
@@ -243,7 +243,7 @@ impl Rocket {
             cluster: self.cluster.clone(),
             producers: self.producers.clone(),
             next: Arc::new(AtomicUsize::new(0)),
-            groups: Arc::new(Mutex::new(Vec::new())),
+            groups: RunGroups::default(),
         })
     }
 
@@ -277,7 +277,7 @@ pub(crate) struct RocketTopic {
     producers: Arc<Vec<DefaultMQProducer>>,
     next: Arc<AtomicUsize>,
     /// The consumer groups the run made, deleted with the topic.
-    groups: Arc<Mutex<Vec<String>>>,
+    groups: RunGroups,
 }
 
 /// Answers `CONSUME_SUCCESS` for every message after handing its body to the bench.
@@ -336,12 +336,7 @@ impl RocketTopic {
         on_event: OnEvent,
     ) -> Result<tokio::task::JoinHandle<()>, BenchError> {
         let group_name = format!("{}-{}", self.name, sanitize(group));
-        {
-            let mut groups = self.groups.lock();
-            if !groups.contains(&group_name) {
-                groups.push(group_name.clone());
-            }
-        }
+        self.groups.remember(&group_name);
         let mut config = ClientConfig::new();
         config.set_namesrv_addr(self.namesrv.as_str().into());
         config.set_instance_name(format!("{group_name}-{:08x}", rand::random::<u32>()).into());
@@ -378,7 +373,7 @@ impl RocketTopic {
         if !matches!(deleted, Ok(Ok(()))) {
             warn!(message = "Could not delete the benchmark topic.", topic = %self.name);
         }
-        let groups = self.groups.lock().clone();
+        let groups = self.groups.all();
         for group in groups {
             let r = tokio::time::timeout(
                 TIMEOUT,
